@@ -1,0 +1,144 @@
+/* The op table. nn/ calls these and nothing else to compute; a back end (backend/cpu, later
+ * backend/cuda) fills the table. Conventions (as in llm.c):
+ *   - arguments: outputs first, then inputs, then sizes;
+ *   - activation gradients overwrite their destination unless `accumulate` is set (a tensor
+ *     consumed by two layers receives the second gradient with accumulate = 1);
+ *   - parameter gradients overwrite when `param_accumulate` is 0 (first micro-step) and add
+ *     otherwise, so gradient accumulation over micro-steps needs no zeroing pass.
+ * Ops that need per-shape state (oneDNN primitives, workspaces) are created once at graph build
+ * time (`*_create`) and own that state; nothing is allocated in the step loop. */
+#ifndef DPT_BACKEND_BACKEND_H
+#define DPT_BACKEND_BACKEND_H
+
+#include "dpt/core/tensor.h"
+
+typedef struct be_op be_op; /* per-node state owned by the back end */
+
+typedef struct be_conv_desc {
+    int n, c, h, w; /* input (N, C, H, W) */
+    int k;          /* output channels */
+    int r, s;       /* kernel height, width */
+    int stride, pad;
+    int oh, ow;     /* output height, width (derived by the graph) */
+    bool bias;
+} be_conv_desc;
+
+typedef struct be_bn_desc {
+    int n, c, h, w;
+    float eps;
+    float momentum; /* running = (1 - momentum) * running + momentum * batch (PyTorch's convention) */
+    bool relu;      /* fused ReLU after the affine transform */
+} be_bn_desc;
+
+typedef enum be_pool_kind { POOL_MAX = 0, POOL_AVG } be_pool_kind;
+
+typedef struct be_pool_desc {
+    int n, c, h, w;
+    be_pool_kind kind;
+    int kernel, stride, pad; /* kernel == 0: global pooling over H x W */
+    int oh, ow;
+} be_pool_desc;
+
+typedef struct be_linear_desc {
+    int n, in, out;
+    bool bias;
+} be_linear_desc;
+
+typedef struct be_sgd_args {
+    float lr, momentum, weight_decay;
+    bool nesterov;
+    float grad_scale; /* multiplies the gradient before anything else */
+} be_sgd_args;
+
+typedef struct dpt_backend {
+    const char *name;
+    dpt_device device;
+    dpt_layout act_layout; /* the layout this back end wants for 4-d activations */
+
+    /* Threads for compute (CPU: OpenMP and oneDNN). */
+    void (*set_threads)(int n);
+    int (*get_threads)(void);
+
+    void (*op_destroy)(be_op *op);
+
+    /* Convolution. weight (K, C, R, S), bias (K). */
+    be_op *(*conv2d_create)(const be_conv_desc *d, dpt_layout layout);
+    void (*conv2d_forward)(be_op *op, dpt_tensor *out, const dpt_tensor *in, const dpt_tensor *weight,
+                           const dpt_tensor *bias);
+    /* din may be NULL (first layer). dbias may be NULL. */
+    void (*conv2d_backward)(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor *dweight,
+                            dpt_tensor *dbias, bool param_accumulate, const dpt_tensor *dout,
+                            const dpt_tensor *in, const dpt_tensor *weight);
+
+    /* BatchNorm (+ optional fused ReLU). gamma, beta, running stats, saved stats: (C). */
+    be_op *(*batchnorm_create)(const be_bn_desc *d, dpt_layout layout);
+    /* Training: batch statistics; saves mean and inverse std for backward; updates running stats. */
+    void (*batchnorm_forward_train)(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, dpt_tensor *save_var,
+                                    dpt_tensor *running_mean, dpt_tensor *running_var, const dpt_tensor *in,
+                                    const dpt_tensor *gamma, const dpt_tensor *beta);
+    void (*batchnorm_forward_eval)(be_op *op, dpt_tensor *out, const dpt_tensor *in, const dpt_tensor *gamma,
+                                   const dpt_tensor *beta, const dpt_tensor *running_mean,
+                                   const dpt_tensor *running_var);
+    /* `out` is the forward output (needed for the fused ReLU's mask). */
+    void (*batchnorm_backward)(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor *dgamma,
+                               dpt_tensor *dbeta, bool param_accumulate, const dpt_tensor *dout,
+                               const dpt_tensor *in, const dpt_tensor *out, const dpt_tensor *gamma,
+                               const dpt_tensor *beta, const dpt_tensor *save_mean,
+                               const dpt_tensor *save_var);
+
+    /* Pooling (windowed or global). */
+    be_op *(*pool_create)(const be_pool_desc *d, dpt_layout layout);
+    void (*pool_forward)(be_op *op, dpt_tensor *out, const dpt_tensor *in);
+    void (*pool_backward)(be_op *op, dpt_tensor *din, bool accumulate, const dpt_tensor *dout,
+                          const dpt_tensor *in, const dpt_tensor *out);
+
+    /* Linear: out (N, OUT) = in (N, IN) x weight (OUT, IN)^T + bias (OUT). */
+    be_op *(*linear_create)(const be_linear_desc *d);
+    void (*linear_forward)(be_op *op, dpt_tensor *out, const dpt_tensor *in, const dpt_tensor *weight,
+                           const dpt_tensor *bias);
+    void (*linear_backward)(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor *dweight,
+                            dpt_tensor *dbias, bool param_accumulate, const dpt_tensor *dout,
+                            const dpt_tensor *in, const dpt_tensor *weight);
+
+    /* Elementwise, on any layout (both operands share it). */
+    void (*relu_forward)(dpt_tensor *out, const dpt_tensor *in);
+    void (*relu_backward)(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, const dpt_tensor *out);
+    /* out = a + b, then ReLU if relu. */
+    void (*add_forward)(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *b, bool relu);
+    /* da = db = dout masked by out > 0 when relu; each may accumulate independently. */
+    void (*add_backward)(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
+                         const dpt_tensor *dout, const dpt_tensor *out, bool relu);
+    void (*scale_forward)(dpt_tensor *out, const dpt_tensor *in, float alpha);
+    void (*scale_backward)(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, float alpha);
+
+    /* Softmax cross-entropy with label smoothing, fused with its gradient:
+     * losses (N) per sample; dlogits = grad_scale * d(loss_i)/d(logits_i). labels: int32 (N). */
+    void (*softmax_xent)(dpt_tensor *losses, dpt_tensor *dlogits, const dpt_tensor *logits,
+                         const dpt_tensor *labels, float smoothing, float grad_scale);
+    /* Counts samples (first n rows) whose label is in the top-1 / top-5 logits. */
+    void (*topk_correct)(int64_t *top1, int64_t *top5, const dpt_tensor *logits, const dpt_tensor *labels,
+                         int n);
+
+    /* SGD with momentum (PyTorch's form): g = s*grad + wd*w; v = mu*v + g;
+     * w -= lr * (nesterov ? g + mu*v : v). */
+    void (*sgd_update)(float *w, float *v, const float *grad, int64_t n, const be_sgd_args *a);
+
+    /* Memory: device buffers for arenas; copies between host and device. */
+    void *(*mem_alloc)(size_t bytes);
+    void (*mem_free)(void *p);
+    void (*copy_to_device)(void *dst, const void *src, size_t bytes);
+    void (*copy_to_host)(void *dst, const void *src, size_t bytes);
+    void (*fill_zero)(void *dst, size_t bytes);
+} dpt_backend;
+
+const dpt_backend *backend_cpu(void);
+
+/* "CPU: oneDNN 2.6.3 (avx512_core), OpenMP" style, for `dptrain info` and the run banner. */
+const char *backend_cpu_describe(void);
+
+/* Output size of a convolution or pooling window. */
+static inline int be_out_size(int in, int kernel, int stride, int pad) {
+    return (in + 2 * pad - kernel) / stride + 1;
+}
+
+#endif

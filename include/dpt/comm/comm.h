@@ -1,0 +1,57 @@
+/* Communication between ranks. Knows buffers, not layers. The MPI back end serves host buffers
+ * (the CPU back end); an NCCL back end for device buffers would sit beside it.
+ * Every collective is issued in the same order on every rank. */
+#ifndef DPT_COMM_COMM_H
+#define DPT_COMM_COMM_H
+
+#include "dpt/core/error.h"
+
+typedef struct comm_info {
+    int rank, world;
+    int local_rank, local_size; /* from MPI_Comm_split_type(SHARED): works under any launcher */
+    int node, num_nodes;
+    char host[256];
+    char mpi_version[256];
+} comm_info;
+
+/* Initialises MPI (thread level FUNNELED), fills comm_info and installs an abort hook so that a
+ * fatal error on one rank stops all of them. */
+void comm_init(int *argc, char ***argv);
+const comm_info *comm_get(void);
+void comm_finalize(void);
+_Noreturn void comm_abort(int code);
+
+void comm_barrier(void);
+void comm_bcast(void *buf, size_t bytes, int root);
+void comm_allreduce_sum_f64(double *buf, int n);
+void comm_allreduce_sum_f32(float *buf, int64_t n);
+void comm_allreduce_sum_i64(int64_t *buf, int n);
+void comm_allreduce_max_f64(double *buf, int n);
+/* out[world]: every rank's value. */
+void comm_allgather_u64(uint64_t value, uint64_t *out);
+
+/* Every rank passes its status; returns the lowest rank that failed, or -1 when all succeeded.
+ * Used at set-up so that one rank's bad input stops every rank with one message. */
+int comm_agree(dpt_status s);
+
+/* Gradient synchronisation: gradients live in one arena laid out like the parameters, and are
+ * grouped into buckets in the reverse of the registration (= forward) order, the order backward
+ * produces them. A bucket's allreduce (sum, in place) starts as soon as its last gradient is
+ * final and progresses while backward goes on; comm_grad_wait completes them all. */
+typedef struct comm_grad_sync comm_grad_sync;
+
+/* offsets (bytes into base) and numel of each parameter's gradient, in registration order. */
+comm_grad_sync *comm_grad_sync_create(float *base, const size_t *offsets, const int64_t *numel, int nparams,
+                                      size_t bucket_bytes);
+void comm_grad_sync_destroy(comm_grad_sync *s);
+int comm_grad_num_buckets(const comm_grad_sync *s);
+/* Bucket b covers parameters [first, last] (registration indices) and bytes [begin, end). */
+void comm_grad_bucket_range(const comm_grad_sync *s, int b, int *first, int *last, size_t *begin, size_t *end);
+void comm_grad_begin(comm_grad_sync *s);
+void comm_grad_ready(comm_grad_sync *s, int param);
+/* Lets started allreduces progress (MPI makes progress only inside MPI calls). */
+void comm_grad_progress(comm_grad_sync *s);
+/* Waits for every bucket; returns the seconds spent waiting (exposed communication). */
+double comm_grad_wait(comm_grad_sync *s);
+
+#endif

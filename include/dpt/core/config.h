@@ -1,0 +1,110 @@
+/* Configuration: INI files with sections, overridable with `--set section.key=value`.
+ * Every key is declared once in the schema (config_schema.c) with its type, default and
+ * allowed range; an unknown key, a bad type or an out-of-range value is an error that names
+ * the file and line (or the --set argument), the key and what is allowed. */
+#ifndef DPT_CORE_CONFIG_H
+#define DPT_CORE_CONFIG_H
+
+#include <stdio.h>
+
+#include "dpt/core/error.h"
+
+#define CFG_STR_MAX 512
+#define CFG_LIST_MAX 16
+
+typedef struct cfg_list {
+    int n;
+    double v[CFG_LIST_MAX];
+} cfg_list;
+
+typedef struct dpt_config {
+    struct {
+        char name[32];          /* resnet9 | resnet18 | resnet50 */
+        int64_t width;          /* resnet9: channels of the prep layer (x2, x4, x8 after) */
+        int64_t in_channels;    /* 0: from the training data */
+        int64_t num_classes;    /* 0: from the training data */
+        char norm[16];          /* batch | none */
+        bool zero_init_residual;
+    } model;
+    struct {
+        char train[CFG_STR_MAX];
+        char test[CFG_STR_MAX];
+        int64_t crop_padding;
+        bool flip;
+        int64_t max_memory_mb;
+        int64_t train_subset;
+        int64_t test_subset;
+    } data;
+    struct {
+        char name[16]; /* sgd */
+        double lr;
+        double momentum;
+        bool nesterov;
+        double weight_decay;
+        bool decay_bn_bias;
+    } optim;
+    struct {
+        char name[16]; /* constant | step | cosine | onecycle */
+        bool scale_lr;
+        double reference_batch;
+        double warmup_epochs;
+        double warmup_start_factor;
+        cfg_list milestones;
+        double gamma;
+        double final_lr_factor;
+        double peak_fraction;
+        bool cycle_momentum;
+        double momentum_min;
+        double momentum_max;
+    } schedule;
+    struct {
+        int64_t epochs;
+        int64_t batch_size;
+        int64_t seed;
+        double target_accuracy;
+        double label_smoothing;
+        int64_t log_every;
+        int64_t eval_every;
+        int64_t max_steps;
+        int64_t threads;
+        bool verify_replicas;
+        bool save_weights;
+        char progress[16]; /* auto | bar | lines | off */
+    } train;
+    struct {
+        double bucket_mb;
+    } comm;
+} dpt_config;
+
+typedef enum cfg_type { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_ENUM, CFG_FLOAT_LIST } cfg_type;
+
+typedef struct cfg_key {
+    const char *section;
+    const char *key;
+    cfg_type type;
+    size_t offset;       /* into dpt_config */
+    size_t size;         /* string capacity */
+    const char *def;     /* default, as text */
+    double min, max;     /* numeric range (each element for lists) */
+    bool min_open;       /* min itself not allowed */
+    const char *choices; /* enum: "a|b|c" */
+    const char *help;
+} cfg_key;
+
+const cfg_key *config_schema(size_t *count);
+
+/* Fills every key with its default. */
+void config_defaults(dpt_config *c);
+dpt_status config_load_file(dpt_config *c, const char *path);
+/* "section.key=value" */
+dpt_status config_apply_override(dpt_config *c, const char *assignment);
+/* Sets one key from text; `where` names the source for messages ("file.ini:12", "--set"). */
+dpt_status config_set(dpt_config *c, const char *section, const char *key, const char *value,
+                      const char *where);
+/* Writes every key, resolved, as an INI file. */
+dpt_status config_write(const dpt_config *c, const char *path);
+void config_write_stream(const dpt_config *c, FILE *f);
+/* Prints the schema: every key, its type, default, range and help. */
+void config_print_schema(FILE *f);
+
+#endif

@@ -1,0 +1,91 @@
+/* Elementwise ops: ReLU, residual add (+ReLU), scale. Layout-agnostic. */
+#include "cpu_internal.h"
+#include "dpt/backend/math.h"
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define PAR_MIN 32768
+
+static void relu_forward(dpt_tensor *out, const dpt_tensor *in) {
+    const int64_t n = tensor_numel(in);
+    float *y = out->data;
+    const float *x = in->data;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = math_relu(x[i]);
+}
+
+static void relu_backward(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, const dpt_tensor *out) {
+    const int64_t n = tensor_numel(out);
+    float *dx = din->data;
+    const float *dy = dout->data, *y = out->data;
+    if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    }
+}
+
+static void add_forward(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *b, bool relu) {
+    const int64_t n = tensor_numel(out);
+    float *y = out->data;
+    const float *x0 = a->data, *x1 = b->data;
+    if (relu) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = math_relu(x0[i] + x1[i]);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = x0[i] + x1[i];
+    }
+}
+
+static void grad_pass(float *dx, bool accumulate, const float *dy, const float *y, bool relu, int64_t n) {
+    if (relu) {
+        if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+            for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        } else {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+            for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        }
+    } else {
+        cpu_copy_or_add(dx, dy, n, accumulate);
+    }
+}
+
+static void add_backward(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
+                         const dpt_tensor *dout, const dpt_tensor *out, bool relu) {
+    const int64_t n = tensor_numel(out);
+    if (da) grad_pass(da->data, accumulate_a, dout->data, out->data, relu, n);
+    if (db) grad_pass(db->data, accumulate_b, dout->data, out->data, relu, n);
+}
+
+static void scale_forward(dpt_tensor *out, const dpt_tensor *in, float alpha) {
+    const int64_t n = tensor_numel(in);
+    float *y = out->data;
+    const float *x = in->data;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i];
+}
+
+static void scale_backward(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, float alpha) {
+    const int64_t n = tensor_numel(dout);
+    float *dx = din->data;
+    const float *dy = dout->data;
+    if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += alpha * dy[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] = alpha * dy[i];
+    }
+}
+
+void cpu_fill_elementwise(dpt_backend *be) {
+    be->relu_forward = relu_forward;
+    be->relu_backward = relu_backward;
+    be->add_forward = add_forward;
+    be->add_backward = add_backward;
+    be->scale_forward = scale_forward;
+    be->scale_backward = scale_backward;
+}

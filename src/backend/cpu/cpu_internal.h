@@ -1,0 +1,77 @@
+/* Shared by the CPU back end's files only. */
+#ifndef DPT_BACKEND_CPU_INTERNAL_H
+#define DPT_BACKEND_CPU_INTERNAL_H
+
+#include <dnnl.h>
+
+#include "dpt/backend/backend.h"
+#include "dpt/core/error.h"
+
+#define DNNL_CHECK(expr)                                                                  \
+    do {                                                                                  \
+        dnnl_status_t dnnl_s_ = (expr);                                                   \
+        DPT_CHECK_LIB("oneDNN", dnnl_s_ == dnnl_success, #expr, "status %d (%s)", (int)dnnl_s_, \
+                      cpu_dnnl_status_text(dnnl_s_));                                     \
+    } while (0)
+
+const char *cpu_dnnl_status_text(dnnl_status_t s);
+dnnl_engine_t cpu_engine(void);
+dnnl_stream_t cpu_stream(void);
+
+/* A 4-d activation descriptor (N, C, H, W) in the given layout. */
+void cpu_md_4d(dnnl_memory_desc_t *md, int n, int c, int h, int w, dpt_layout layout);
+void cpu_md_any_4d(dnnl_memory_desc_t *md, int n, int c, int h, int w);
+void cpu_md_1d(dnnl_memory_desc_t *md, int c);
+
+/* A primitive together with the memory objects it runs on; handles are set per call. */
+typedef struct cpu_prim {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+} cpu_prim;
+
+void cpu_prim_make(cpu_prim *p, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                   const_dnnl_primitive_desc_t hint);
+void cpu_prim_destroy(cpu_prim *p);
+const dnnl_memory_desc_t *cpu_prim_md(const cpu_prim *p, dnnl_query_t what, int index);
+
+/* Memory object with no data yet. */
+dnnl_memory_t cpu_mem(const dnnl_memory_desc_t *md);
+static inline void cpu_mem_set(dnnl_memory_t m, const void *ptr) {
+    DNNL_CHECK(dnnl_memory_set_data_handle(m, (void *)ptr));
+}
+/* Runs a primitive to completion. */
+void cpu_exec(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args);
+
+/* A reorder between two descriptors (NULL when they are equal: nothing to do). */
+typedef struct cpu_reorder {
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst;
+} cpu_reorder;
+bool cpu_reorder_make(cpu_reorder *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
+void cpu_reorder_run(cpu_reorder *r, const void *src, void *dst);
+void cpu_reorder_destroy(cpu_reorder *r);
+
+/* Size in bytes of a memory descriptor. */
+size_t cpu_md_bytes(const dnnl_memory_desc_t *md);
+/* 64-byte aligned, zeroed; for op-owned buffers created at build time. */
+void *cpu_buffer(size_t bytes);
+
+/* dst (+)= src over n floats. */
+void cpu_copy_or_add(float *dst, const float *src, int64_t n, bool accumulate);
+
+/* Filling the op table, one group per file. */
+void cpu_fill_conv(dpt_backend *be);
+void cpu_fill_norm(dpt_backend *be);
+void cpu_fill_pool(dpt_backend *be);
+void cpu_fill_linear(dpt_backend *be);
+void cpu_fill_elementwise(dpt_backend *be);
+void cpu_fill_loss(dpt_backend *be);
+void cpu_fill_optim(dpt_backend *be);
+
+
+
+/* Every op object starts with this, so op_destroy can dispatch. */
+struct be_op {
+    void (*destroy)(be_op *op);
+};
+#endif

@@ -1,0 +1,10 @@
+/* Command-line front end: argument parsing only. */
+#ifndef DPT_CLI_H
+#define DPT_CLI_H
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_prep(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,77 @@
+/* dptrain train / eval: parse arguments, start MPI, load the config on every rank. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dpt/comm/comm.h"
+#include "dpt/core/config.h"
+#include "dpt/core/log.h"
+#include "dpt/train/train.h"
+
+typedef struct run_args {
+    const char *config;
+    const char *out;
+    const char *weights;
+    const char *sets[256];
+    int nsets;
+} run_args;
+
+static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        bool has_value = i + 1 < argc;
+        if (!strcmp(s, "--set")) {
+            if (!has_value) return dpt_error(DPT_ERR_ARG, "--set needs section.key=value");
+            if (a->nsets == 256) return dpt_error(DPT_ERR_ARG, "too many --set arguments");
+            a->sets[a->nsets++] = argv[++i];
+        } else if (!strcmp(s, "--out") && !strcmp(cmd, "train")) {
+            if (!has_value) return dpt_error(DPT_ERR_ARG, "--out needs a directory");
+            a->out = argv[++i];
+        } else if (!strcmp(s, "--weights") && !strcmp(cmd, "eval")) {
+            if (!has_value) return dpt_error(DPT_ERR_ARG, "--weights needs a file");
+            a->weights = argv[++i];
+        } else if (s[0] == '-') {
+            return dpt_error(DPT_ERR_ARG, "%s: unknown option '%s' (see dptrain help)", cmd, s);
+        } else if (!a->config) {
+            a->config = s;
+        } else {
+            return dpt_error(DPT_ERR_ARG, "%s: unexpected argument '%s'", cmd, s);
+        }
+    }
+    if (!a->config) return dpt_error(DPT_ERR_ARG, "%s: missing CONFIG file (e.g. configs/fashion-resnet9.ini)", cmd);
+    if (!strcmp(cmd, "train") && !a->out) return dpt_error(DPT_ERR_ARG, "train: missing --out DIR (the run directory)");
+    if (!strcmp(cmd, "eval") && !a->weights) return dpt_error(DPT_ERR_ARG, "eval: missing --weights FILE");
+    return DPT_OK;
+}
+
+static dpt_status load(const run_args *a, dpt_config *cfg) {
+    config_defaults(cfg);
+    DPT_TRY(config_load_file(cfg, a->config));
+    for (int i = 0; i < a->nsets; i++) DPT_TRY(config_apply_override(cfg, a->sets[i]));
+    return DPT_OK;
+}
+
+static int run(int argc, char **argv, const char *cmd) {
+    comm_init(&argc, &argv);
+    run_args a;
+    dpt_config cfg;
+    dpt_status st = parse(argc, argv, &a, cmd);
+    if (st == DPT_OK) st = load(&a, &cfg);
+    /* Every rank parsed the same input; the lowest failing rank reports. */
+    int bad = comm_agree(st);
+    int rc;
+    if (bad >= 0) {
+        if (bad == comm_get()->rank) log_error("%s", dpt_error_message());
+        rc = st == DPT_ERR_ARG ? 2 : 1;
+    } else if (!strcmp(cmd, "train")) {
+        rc = train_classifier(&cfg, a.out);
+    } else {
+        rc = eval_classifier(&cfg, a.weights);
+    }
+    comm_finalize();
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) { return run(argc, argv, "train"); }
+int cmd_eval(int argc, char **argv) { return run(argc, argv, "eval"); }

@@ -1,0 +1,40 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "dptrain " DPT_VERSION " - data-parallel trainer\n"
+            "\n"
+            "usage: dptrain <command> [arguments]\n"
+            "\n"
+            "  train CONFIG --out DIR [--set section.key=value ...]\n"
+            "        train a classifier; run under mpirun/srun for several ranks\n"
+            "  eval CONFIG --weights FILE [--set section.key=value ...]\n"
+            "        evaluate saved weights on the config's test split\n"
+            "  prep idx IMAGES LABELS -o OUT.h5 [--num-classes N] [--class-names a,b,...]\n"
+            "        convert IDX files (MNIST, Fashion-MNIST; gzip or raw) to dptrain's HDF5 format\n"
+            "  info [--config-keys]\n"
+            "        version and build features; --config-keys lists every config key\n"
+            "  help\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "prep")) return cmd_prep(argc - 2, argv + 2);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "dptrain: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,211 @@
+/* Graph bookkeeping: creation, scopes, registration of values, parameters and buffers,
+ * initialisation, queries. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt/core/rng.h"
+#include "graph_internal.h"
+
+#define GROW(arr, count, cap)                                          \
+    do {                                                               \
+        if ((count) == (cap)) {                                        \
+            (cap) = (cap) ? 2 * (cap) : 64;                            \
+            (arr) = dpt_xrealloc((arr), (size_t)(cap) * sizeof *(arr)); \
+        }                                                              \
+    } while (0)
+
+nn_graph *nn_graph_create(const dpt_backend *be, int batch) {
+    nn_graph *g = dpt_xcalloc(1, sizeof *g);
+    g->be = be;
+    g->batch = batch;
+    g->layout = be->act_layout;
+    g->input = g->logits = -1;
+    arena_init(&g->param_arena, "parameters");
+    arena_init(&g->grad_arena, "gradients");
+    arena_init(&g->buffer_arena, "buffers");
+    arena_init(&g->act_arena, "activations");
+    return g;
+}
+
+void nn_graph_destroy(nn_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op) g->be->op_destroy(g->nodes[i].op);
+    if (g->finalized) {
+        g->be->mem_free(g->param_arena.base);
+        g->be->mem_free(g->grad_arena.base);
+        g->be->mem_free(g->buffer_arena.base);
+        g->be->mem_free(g->act_arena.base);
+    }
+    free(g->nodes);
+    free(g->values);
+    free(g->params);
+    free(g->buffers);
+    free(g);
+}
+
+void nn_scope_push(nn_graph *g, const char *name) {
+    DPT_CHECK(g->scope_depth < 16);
+    size_t len = strlen(g->scope);
+    g->scope_len[g->scope_depth++] = (int)len;
+    snprintf(g->scope + len, sizeof g->scope - len, "%s%s", len ? "." : "", name);
+}
+
+void nn_scope_pop(nn_graph *g) {
+    DPT_CHECK(g->scope_depth > 0);
+    g->scope[g->scope_len[--g->scope_depth]] = '\0';
+}
+
+void nn_scoped_name(const nn_graph *g, const char *name, char *out, size_t size) {
+    int n;
+    if (g->scope[0] && name && name[0]) n = snprintf(out, size, "%s.%s", g->scope, name);
+    else if (name && name[0]) n = snprintf(out, size, "%s", name);
+    else n = snprintf(out, size, "%s", g->scope);
+    DPT_CHECK_LIB("nn", n >= 0 && (size_t)n < size, name ? name : "", "layer name longer than %zu characters", size - 1);
+}
+
+int nn_add_value(nn_graph *g, int producer, int64_t n, int64_t c, int64_t h, int64_t w) {
+    GROW(g->values, g->nvalues, g->cap_values);
+    nn_value *v = &g->values[g->nvalues];
+    memset(v, 0, sizeof *v);
+    v->t = tensor_4d(NULL, DT_F32, n, c, h, w, g->layout);
+    v->t.device = g->be->device;
+    v->grad = v->t;
+    v->producer = producer;
+    return g->nvalues++;
+}
+
+int nn_add_node(nn_graph *g, nn_op_kind kind, const char *name, int in0, int in1) {
+    DPT_CHECK(!g->finalized);
+    GROW(g->nodes, g->nnodes, g->cap_nodes);
+    nn_node *nd = &g->nodes[g->nnodes];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    nn_scoped_name(g, name, nd->name, sizeof nd->name);
+    nd->in[0] = in0;
+    nd->in[1] = in1;
+    nd->nin = (in0 >= 0) + (in1 >= 0);
+    nd->out = -1;
+    nd->saved[0] = nd->saved[1] = -1;
+    return g->nnodes++;
+}
+
+int nn_add_param(nn_graph *g, int node, const char *leaf, int ndim, const int64_t *shape, nn_init init,
+                 bool no_decay, int fan_in, int fan_out) {
+    GROW(g->params, g->nparams, g->cap_params);
+    nn_param *p = &g->params[g->nparams];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s.%s", g->nodes[node].name, leaf);
+    p->value = tensor_make(NULL, DT_F32, ndim, shape, LAYOUT_NCHW);
+    p->value.device = g->be->device;
+    p->grad = p->value;
+    p->numel = tensor_numel(&p->value);
+    p->init = init;
+    p->no_decay = no_decay;
+    p->fan_in = fan_in;
+    p->fan_out = fan_out;
+    p->node = node;
+    nn_node *nd = &g->nodes[node];
+    nd->param[nd->nparam++] = g->nparams;
+    return g->nparams++;
+}
+
+int nn_add_buffer(nn_graph *g, const char *prefix, const char *leaf, int64_t c, float init_value) {
+    GROW(g->buffers, g->nbuffers, g->cap_buffers);
+    nn_buffer *b = &g->buffers[g->nbuffers];
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s.%s", prefix, leaf);
+    b->value = tensor_1d(NULL, DT_F32, c);
+    b->value.device = g->be->device;
+    b->numel = c;
+    b->init_value = init_value;
+    return g->nbuffers++;
+}
+
+void nn_init_params(nn_graph *g, uint64_t seed) {
+    DPT_CHECK(g->finalized);
+    for (int i = 0; i < g->nparams; i++) {
+        nn_param *p = &g->params[i];
+        float *host = dpt_xmalloc((size_t)p->numel * sizeof(float));
+        uint32_t key = rng_hash_name(p->name);
+        for (int64_t j = 0; j < p->numel; j++) {
+            uint32_t r[4];
+            switch (p->init) {
+            case INIT_ZEROS: host[j] = 0.0f; break;
+            case INIT_ONES: host[j] = 1.0f; break;
+            case INIT_KAIMING_NORMAL_FAN_OUT:
+                rng_block(seed, RNG_PARAM_INIT, (uint64_t)j, key, r);
+                host[j] = rng_normal(r[0], r[1]) * sqrtf(2.0f / (float)p->fan_out);
+                break;
+            case INIT_UNIFORM_FAN_IN:
+                rng_block(seed, RNG_PARAM_INIT, (uint64_t)j, key, r);
+                host[j] = (2.0f * rng_u01(r[0]) - 1.0f) / sqrtf((float)p->fan_in);
+                break;
+            }
+        }
+        g->be->copy_to_device(p->value.data, host, (size_t)p->numel * sizeof(float));
+        free(host);
+    }
+    for (int i = 0; i < g->nbuffers; i++) {
+        nn_buffer *b = &g->buffers[i];
+        float *host = dpt_xmalloc((size_t)b->numel * sizeof(float));
+        for (int64_t j = 0; j < b->numel; j++) host[j] = b->init_value;
+        g->be->copy_to_device(b->value.data, host, (size_t)b->numel * sizeof(float));
+        free(host);
+    }
+}
+
+int64_t nn_param_count(const nn_graph *g) {
+    int64_t n = 0;
+    for (int i = 0; i < g->nparams; i++) n += g->params[i].numel;
+    return n;
+}
+
+const dpt_tensor *nn_value_tensor(const nn_graph *g, int v) { return &g->values[v].t; }
+
+int nn_find_param(const nn_graph *g, const char *name) {
+    for (int i = 0; i < g->nparams; i++)
+        if (strcmp(g->params[i].name, name) == 0) return i;
+    return -1;
+}
+
+int nn_find_buffer(const nn_graph *g, const char *name) {
+    for (int i = 0; i < g->nbuffers; i++)
+        if (strcmp(g->buffers[i].name, name) == 0) return i;
+    return -1;
+}
+
+static const char *kind_name(const nn_node *nd) {
+    switch (nd->kind) {
+    case NN_INPUT: return "input";
+    case NN_CONV: return "conv";
+    case NN_BATCHNORM: return nd->a.bn.relu ? "bn+relu" : "bn";
+    case NN_RELU: return "relu";
+    case NN_POOL:
+        if (nd->a.pool.kernel == 0) return nd->a.pool.kind == POOL_MAX ? "global max pool" : "global avg pool";
+        return nd->a.pool.kind == POOL_MAX ? "max pool" : "avg pool";
+    case NN_LINEAR: return "linear";
+    case NN_ADD: return nd->a.add.relu ? "add+relu" : "add";
+    case NN_SCALE: return "scale";
+    }
+    return "?";
+}
+
+void nn_graph_summary(const nn_graph *g, void (*print)(const char *fmt, ...)) {
+    print("%-4s %-28s %-16s %-20s %12s", "#", "layer", "op", "output (N,C,H,W)", "params");
+    for (int i = 0; i < g->nnodes; i++) {
+        const nn_node *nd = &g->nodes[i];
+        const dpt_tensor *t = &g->values[nd->out].t;
+        int64_t np = 0;
+        for (int k = 0; k < nd->nparam; k++) np += g->params[nd->param[k]].numel;
+        char shape[64];
+        tensor_shape_str(t, shape, sizeof shape);
+        print("%-4d %-28s %-16s %-20s %12lld", i, nd->name[0] ? nd->name : "-", kind_name(nd), shape,
+              (long long)np);
+    }
+    print("parameters: %lld in %d tensors; buffers: %d tensors", (long long)nn_param_count(g), g->nparams,
+          g->nbuffers);
+}

@@ -1,0 +1,14 @@
+#ifndef DPT_NN_GRAPH_INTERNAL_H
+#define DPT_NN_GRAPH_INTERNAL_H
+
+#include "dpt/nn/graph.h"
+
+int nn_add_value(nn_graph *g, int producer, int64_t n, int64_t c, int64_t h, int64_t w);
+int nn_add_node(nn_graph *g, nn_op_kind kind, const char *name, int in0, int in1);
+int nn_add_param(nn_graph *g, int node, const char *leaf, int ndim, const int64_t *shape, nn_init init,
+                 bool no_decay, int fan_in, int fan_out);
+int nn_add_buffer(nn_graph *g, const char *name_prefix, const char *leaf, int64_t c, float init_value);
+/* "scope.name" into out. */
+void nn_scoped_name(const nn_graph *g, const char *name, char *out, size_t size);
+
+#endif

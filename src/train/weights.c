@@ -1,0 +1,87 @@
+/* Weight files: every parameter under params/<name> and every buffer under buffers/<name>,
+ * float32 with the tensor's shape, plus attributes model, dptrain_version, step, epoch.
+ * Readable with h5ls/h5py; written atomically (temporary file, fsync, rename). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dpt/data/h5io.h"
+#include "train_internal.h"
+
+dpt_status weights_save(const nn_graph *g, const char *path, const char *model, int64_t step, int64_t epoch) {
+    h5_quiet();
+    char tmp[1200];
+    hid_t f = h5_create_file_atomic(path, tmp, sizeof tmp);
+    if (f < 0) return dpt_error(DPT_ERR_IO, "%s: cannot create", path);
+    for (int i = 0; i < g->nparams; i++) {
+        const nn_param *p = &g->params[i];
+        float *host = dpt_xmalloc((size_t)p->numel * sizeof(float));
+        g->be->copy_to_host(host, p->value.data, (size_t)p->numel * sizeof(float));
+        char name[NN_NAME_MAX + 64];
+        snprintf(name, sizeof name, "params/%s", p->name);
+        h5_write_f32(f, name, host, p->value.ndim, p->value.shape);
+        free(host);
+    }
+    for (int i = 0; i < g->nbuffers; i++) {
+        const nn_buffer *b = &g->buffers[i];
+        float *host = dpt_xmalloc((size_t)b->numel * sizeof(float));
+        g->be->copy_to_host(host, b->value.data, (size_t)b->numel * sizeof(float));
+        char name[NN_NAME_MAX + 64];
+        snprintf(name, sizeof name, "buffers/%s", b->name);
+        h5_write_f32(f, name, host, b->value.ndim, b->value.shape);
+        free(host);
+    }
+    h5_write_attr_string(f, "model", model);
+    h5_write_attr_string(f, "dptrain_version", DPT_VERSION);
+    h5_write_attr_i64(f, "step", step);
+    h5_write_attr_i64(f, "epoch", epoch);
+    return h5_commit_file(f, tmp, path);
+}
+
+static dpt_status load_one(hid_t f, const char *path, const char *group, const char *name, const dpt_tensor *t,
+                           const dpt_backend *be) {
+    char key[NN_NAME_MAX + 64];
+    snprintf(key, sizeof key, "%s/%s", group, name);
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0 || H5Lexists(f, key, H5P_DEFAULT) <= 0)
+        return dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' missing (a file of another model?)", path, key);
+    hid_t ds = H5Dopen2(f, key, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[8] = {0};
+    int nd = H5Sget_simple_extent_ndims(sp);
+    bool ok = nd == t->ndim;
+    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+    for (int i = 0; ok && i < nd; i++) ok = (int64_t)dims[i] == t->shape[i];
+    H5Sclose(sp);
+    dpt_status st = DPT_OK;
+    if (!ok) {
+        char want[96], have[96] = "(";
+        tensor_shape_str(t, want, sizeof want);
+        size_t off = 1;
+        for (int i = 0; i < nd && i < 8; i++)
+            off += (size_t)snprintf(have + off, sizeof have - off, i ? ", %llu" : "%llu", (unsigned long long)dims[i]);
+        snprintf(have + off, sizeof have - off, ")");
+        st = dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs %s", path, key, have, want);
+    } else {
+        float *host = dpt_xmalloc(tensor_bytes(t));
+        if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host) < 0)
+            st = dpt_error(DPT_ERR_FORMAT, "%s: cannot read tensor '%s'", path, key);
+        else
+            be->copy_to_device(t->data, host, tensor_bytes(t));
+        free(host);
+    }
+    H5Dclose(ds);
+    return st;
+}
+
+dpt_status weights_load(nn_graph *g, const char *path) {
+    h5_quiet();
+    if (H5Fis_hdf5(path) <= 0) return dpt_error(DPT_ERR_IO, "%s: missing or not an HDF5 file", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return dpt_error(DPT_ERR_IO, "%s: cannot open", path);
+    dpt_status st = DPT_OK;
+    for (int i = 0; st == DPT_OK && i < g->nparams; i++)
+        st = load_one(f, path, "params", g->params[i].name, &g->params[i].value, g->be);
+    for (int i = 0; st == DPT_OK && i < g->nbuffers; i++)
+        st = load_one(f, path, "buffers", g->buffers[i].name, &g->buffers[i].value, g->be);
+    H5Fclose(f);
+    return st;
+}
