@@ -90,10 +90,15 @@ static const cfg_key schema[] = {
      "compute threads per rank (0: OMP_NUM_THREADS, else the cores of this node / ranks on it)"},
     {"train", "verify_replicas", CFG_BOOL, F(train, verify_replicas), "false", 0, 0, false, NULL,
      "after every step, check that all ranks hold bit-identical weights (costs an allgather)"},
+    {"train", "profile", CFG_BOOL, F(train, profile), "false", 0, 0, false, NULL,
+     "time every layer's forward and backward (from step 5) and log a per-layer table at the end"},
     {"train", "save_weights", CFG_BOOL, F(train, save_weights), "true", 0, 0, false, NULL,
      "write the final parameters and buffers to <out>/weights.h5"},
     {"train", "progress", CFG_ENUM, F(train, progress), "auto", 0, 0, false, "auto|bar|lines|off",
      "console progress: a bar on a terminal (auto), plain lines otherwise"},
+
+    {"train", "init_weights", CFG_STRING, F(train, init_weights), "", 0, 0, false, NULL,
+     "start from the parameters and buffers of this weight file instead of a random initialisation"},
 
     {"comm", "bucket_mb", CFG_FLOAT, F(comm, bucket_mb), "25", 0, 4096, false, NULL,
      "gradient bucket size for the overlapped allreduce (0: one bucket per parameter)"},

@@ -40,6 +40,8 @@ void nn_graph_destroy(nn_graph *g) {
         g->be->mem_free(g->buffer_arena.base);
         g->be->mem_free(g->act_arena.base);
     }
+    free(g->t_fwd);
+    free(g->t_bwd);
     free(g->nodes);
     free(g->values);
     free(g->params);
@@ -192,6 +194,50 @@ static const char *kind_name(const nn_node *nd) {
     case NN_SCALE: return "scale";
     }
     return "?";
+}
+
+void nn_graph_profile(nn_graph *g, bool on) {
+    g->profile = on;
+    if (on && !g->t_fwd) {
+        g->t_fwd = dpt_xcalloc((size_t)g->nnodes, sizeof(double));
+        g->t_bwd = dpt_xcalloc((size_t)g->nnodes, sizeof(double));
+    }
+}
+
+void nn_graph_profile_report(const nn_graph *g, void (*print)(const char *fmt, ...)) {
+    if (!g->t_fwd || g->prof_steps == 0) return;
+    const double per = 1e3 / (double)g->prof_steps;
+    int *order = dpt_xmalloc((size_t)g->nnodes * sizeof(int));
+    for (int i = 0; i < g->nnodes; i++) order[i] = i;
+    for (int i = 1; i < g->nnodes; i++) /* insertion sort by total time, slowest first */
+        for (int j = i; j > 0 && g->t_fwd[order[j]] + g->t_bwd[order[j]] > g->t_fwd[order[j - 1]] + g->t_bwd[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    double total = 0.0, by_kind_f[8] = {0}, by_kind_b[8] = {0};
+    for (int i = 0; i < g->nnodes; i++) {
+        total += g->t_fwd[i] + g->t_bwd[i];
+        by_kind_f[g->nodes[i].kind] += g->t_fwd[i];
+        by_kind_b[g->nodes[i].kind] += g->t_bwd[i];
+    }
+    print("per-layer time per step (ms), %lld steps:", (long long)g->prof_steps);
+    print("  %-4s %-28s %-16s %-20s %9s %9s %6s", "#", "layer", "op", "output (N,C,H,W)", "forward", "backward", "share");
+    for (int k = 0; k < g->nnodes; k++) {
+        int i = order[k];
+        const nn_node *nd = &g->nodes[i];
+        if (nd->kind == NN_INPUT) continue;
+        char shape[64];
+        tensor_shape_str(&g->values[nd->out].t, shape, sizeof shape);
+        print("  %-4d %-28s %-16s %-20s %9.3f %9.3f %5.1f%%", i, nd->name[0] ? nd->name : "-", kind_name(nd), shape,
+              per * g->t_fwd[i], per * g->t_bwd[i], total > 0 ? 100.0 * (g->t_fwd[i] + g->t_bwd[i]) / total : 0.0);
+    }
+    static const char *kinds[8] = {"input", "conv", "batchnorm", "relu", "pool", "linear", "add", "scale"};
+    for (int k = 1; k < 8; k++)
+        if (by_kind_f[k] + by_kind_b[k] > 0)
+            print("  total %-10s forward %9.3f backward %9.3f  (%.1f%%)", kinds[k], per * by_kind_f[k], per * by_kind_b[k],
+                  100.0 * (by_kind_f[k] + by_kind_b[k]) / total);
+    free(order);
 }
 
 void nn_graph_summary(const nn_graph *g, void (*print)(const char *fmt, ...)) {

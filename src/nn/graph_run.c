@@ -1,4 +1,5 @@
 /* Forward, loss, backward and accuracy: walks of the recorded nodes. */
+#include "dpt/core/timer.h"
 #include "graph_internal.h"
 
 static dpt_tensor *val(nn_graph *g, int v) { return &g->values[v].t; }
@@ -23,9 +24,11 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
     dpt_tensor *in = val(g, g->input);
     if (be->device == DEV_CPU) in->data = (void *)x; /* the loader's buffer; no copy */
     else be->copy_to_device(in->data, x, tensor_bytes(in));
+    if (g->profile && train) g->prof_steps++;
     for (int i = 0; i < g->nnodes; i++) {
         nn_node *nd = &g->nodes[i];
         dpt_tensor *out = val(g, nd->out);
+        double t0 = g->profile && train ? timer_now() : 0.0;
         switch (nd->kind) {
         case NN_INPUT: break;
         case NN_CONV: be->conv2d_forward(nd->op, out, val(g, nd->in[0]), pval(g, nd, 0), pval(g, nd, 1)); break;
@@ -47,6 +50,7 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
         case NN_ADD: be->add_forward(out, val(g, nd->in[0]), val(g, nd->in[1]), nd->a.add.relu); break;
         case NN_SCALE: be->scale_forward(out, val(g, nd->in[0]), nd->a.scale.alpha); break;
         }
+        if (g->profile && train) g->t_fwd[i] += timer_now() - t0;
     }
 }
 
@@ -78,6 +82,7 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
         }
         dpt_tensor *out = val(g, nd->out);
         int x = nd->nin > 0 ? nd->in[0] : -1;
+        double t0 = g->profile ? timer_now() : 0.0;
         bool acc0 = nd->accumulate_in[0];
         switch (nd->kind) {
         case NN_INPUT: break;
@@ -119,6 +124,7 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
             if (grad(g, x)) be->scale_backward(grad(g, x), acc0, dout, nd->a.scale.alpha);
             break;
         }
+        if (g->profile) g->t_bwd[i] += timer_now() - t0;
         if (hook) hook(ctx, i);
     }
 }

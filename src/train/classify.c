@@ -152,6 +152,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
         int64_t nsteps = DPT_MIN(r->steps_per_epoch, r->total_steps - global_step);
         loader_start_train(r->train_loader, epoch, 0, nsteps, r->global_batch, rank, world);
         for (int64_t s = 0; s < nsteps; s++) {
+            if (cfg->train.profile && global_step == (r->total_steps > 10 ? 5 : 0)) nn_graph_profile(g, true);
             double t0 = timer_now();
             const loader_batch *b = loader_next(r->train_loader);
             DPT_CHECK(b != NULL);
@@ -232,6 +233,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
              "ms, exposed comm %.2f ms, update %.2f ms",
              (long long)global_step, 1e3 * med, med_img_s, per * t_data, per * t_fwd, per * t_bwd, per * t_comm,
              per * t_upd);
+    if (cfg->train.profile) nn_graph_profile_report(g, log_info);
     char hms[32];
     if (reached) {
         fmt_hms(reached_at, hms, sizeof hms);

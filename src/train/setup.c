@@ -91,6 +91,7 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     if (st == DPT_OK) st = nn_graph_finalize(r->g, logits);
     if (!run_agree(st)) return false;
     nn_init_params(r->g, (uint64_t)cfg->train.seed);
+    if (cfg->train.init_weights[0] && !run_agree(weights_load(r->g, cfg->train.init_weights))) return false;
     /* Replicas start identical: rank 0's parameters and buffers go to everyone. */
     comm_bcast(r->g->param_arena.base, r->g->param_arena.size, 0);
     comm_bcast(r->g->buffer_arena.base, r->g->buffer_arena.size, 0);

@@ -11,7 +11,7 @@ rm -rf "$D"
 common=(--set data.train="$TESTDATA/fashion-train.h5" --set data.test="$TESTDATA/fashion-test.h5"
     --set data.train_subset=640 --set data.test_subset=500 --set model.norm=none --set model.width=8
     --set train.batch_size=32 --set train.epochs=1 --set train.max_steps=20 --set train.verify_replicas=true
-    --set optim.lr=0.05 --set comm.bucket_mb=0.02 --set train.log_every=5 --set train.progress=lines)
+    --set optim.lr=0.05 --set schedule.name=constant --set schedule.scale_lr=false --set comm.bucket_mb=0.02 --set train.log_every=5 --set train.progress=lines)
 
 for np in 1 2 4; do
     if out=$(mpi $np "$DPTRAIN" train "$CFG" --out "$D/np$np" "${common[@]}" 2>&1); then

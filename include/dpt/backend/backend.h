@@ -72,7 +72,8 @@ typedef struct dpt_backend {
 
     /* BatchNorm (+ optional fused ReLU). gamma, beta, running stats, saved stats: (C). */
     be_op *(*batchnorm_create)(const be_bn_desc *d, dpt_layout layout);
-    /* Training: batch statistics; saves mean and inverse std for backward; updates running stats. */
+    /* Training: batch statistics; saves the batch mean and (biased) variance for backward;
+     * updates the running statistics. */
     void (*batchnorm_forward_train)(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, dpt_tensor *save_var,
                                     dpt_tensor *running_mean, dpt_tensor *running_var, const dpt_tensor *in,
                                     const dpt_tensor *gamma, const dpt_tensor *beta);

@@ -68,8 +68,10 @@ typedef struct dpt_config {
         int64_t max_steps;
         int64_t threads;
         bool verify_replicas;
+        bool profile;
         bool save_weights;
         char progress[16]; /* auto | bar | lines | off */
+        char init_weights[CFG_STR_MAX];
     } train;
     struct {
         double bucket_mb;

@@ -96,6 +96,10 @@ typedef struct nn_graph {
     dpt_arena param_arena, grad_arena, buffer_arena, act_arena;
     dpt_tensor losses; /* (N) per-sample loss */
     bool finalized;
+    /* Per-node timing (nn_graph_profile): seconds summed over calls. */
+    bool profile;
+    double *t_fwd, *t_bwd;
+    int64_t prof_steps;
 } nn_graph;
 
 /* Building. Layer names are appended to the current scope with '.'. */
@@ -142,5 +146,9 @@ int nn_find_param(const nn_graph *g, const char *name);
 int nn_find_buffer(const nn_graph *g, const char *name);
 /* Logs a table of layers, output shapes and parameter counts. */
 void nn_graph_summary(const nn_graph *g, void (*print)(const char *fmt, ...));
+/* Times every node's forward and backward from now on (a clock read per node). */
+void nn_graph_profile(nn_graph *g, bool on);
+/* Logs the per-node times per step, slowest first, with totals per op kind. */
+void nn_graph_profile_report(const nn_graph *g, void (*print)(const char *fmt, ...));
 
 #endif

@@ -13,17 +13,27 @@ static void relu_forward(dpt_tensor *out, const dpt_tensor *in) {
     for (int64_t i = 0; i < n; i++) y[i] = math_relu(x[i]);
 }
 
-static void relu_backward(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, const dpt_tensor *out) {
-    const int64_t n = tensor_numel(out);
-    float *dx = din->data;
-    const float *dy = dout->data, *y = out->data;
+/* dx (+)= dy where y > 0. Written as a select of an already loaded value: GCC vectorizes that at
+ * -O2 for generic x86-64, while a conditional load (y > 0 ? dy[i] : 0) stays a branch that
+ * mispredicts on the random signs of real activations (8x slower on the ResNet-9). */
+static void masked_grad(float *dx, bool accumulate, const float *dy, const float *y, int64_t n) {
     if (accumulate) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dx[i] += y[i] > 0.0f ? g : 0.0f;
+        }
     } else {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
     }
+}
+
+static void relu_backward(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, const dpt_tensor *out) {
+    masked_grad(din->data, accumulate, dout->data, out->data, tensor_numel(out));
 }
 
 static void add_forward(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *b, bool relu) {
@@ -40,17 +50,8 @@ static void add_forward(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *
 }
 
 static void grad_pass(float *dx, bool accumulate, const float *dy, const float *y, bool relu, int64_t n) {
-    if (relu) {
-        if (accumulate) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
-        } else {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-        }
-    } else {
-        cpu_copy_or_add(dx, dy, n, accumulate);
-    }
+    if (relu) masked_grad(dx, accumulate, dy, y, n);
+    else cpu_copy_or_add(dx, dy, n, accumulate);
 }
 
 static void add_backward(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
