@@ -55,7 +55,7 @@ expect_once "unwritable run directory" "cannot create directory /proc/dptrain" \
 # Weights of another model are refused, naming the tensor.
 if mpi 2 "$DPTRAIN" train "$CFG" --out "$D/w8" "${common[@]}" --set model.width=8 >/dev/null 2>&1; then
     expect_once "weights of another shape" "tensor 'params/prep.conv.weight' has shape (8, 1, 3, 3), the model needs (16, 1, 3, 3)" \
-        mpi 2 "$DPTRAIN" eval "$CFG" --weights "$D/w8/weights.h5" --set data.train="$TESTDATA/fashion-train.h5" \
+        mpi 2 "$DPTRAIN" eval "$CFG" --weights "$D/w8/weights.h5" --set model.width=16 --set data.train="$TESTDATA/fashion-train.h5" \
         --set data.test="$TESTDATA/fashion-test.h5"
     expect_once "weights of another model" "tensor 'params/conv1.weight' missing" \
         mpi 2 "$DPTRAIN" eval "$CFG" --weights "$D/w8/weights.h5" --set model.name=resnet18 \

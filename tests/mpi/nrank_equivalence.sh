@@ -11,7 +11,7 @@ rm -rf "$D"
 common=(--set data.train="$TESTDATA/fashion-train.h5" --set data.test="$TESTDATA/fashion-test.h5"
     --set data.train_subset=640 --set data.test_subset=500 --set model.norm=none --set model.width=8
     --set train.batch_size=32 --set train.epochs=1 --set train.max_steps=20 --set train.verify_replicas=true
-    --set optim.lr=0.05 --set schedule.name=constant --set schedule.scale_lr=false --set comm.bucket_mb=0.02 --set train.log_every=5 --set train.progress=lines)
+    --set optim.lr=0.02 --set schedule.name=constant --set schedule.scale_lr=false --set comm.bucket_mb=0.02 --set train.log_every=5 --set train.progress=lines)
 
 for np in 1 2 4; do
     if out=$(mpi $np "$DPTRAIN" train "$CFG" --out "$D/np$np" "${common[@]}" 2>&1); then
@@ -29,11 +29,12 @@ for np in 2 4; do
         fail "$np ranks vs 1 rank: $out"
     fi
 done
-# The weights did move: equivalence of untouched weights would prove nothing.
-if out=$("$H5COMPARE" "$D/np1/weights.h5" "$D/np1/weights.h5" --rtol 0) && \
-   mpi 1 "$DPTRAIN" train "$CFG" --out "$D/np1_step0" "${common[@]}" --set train.max_steps=1 >/dev/null 2>&1 && \
-   ! "$H5COMPARE" "$D/np1/weights.h5" "$D/np1_step0/weights.h5" --rtol 1e-2 >/dev/null; then
-    pass "20 steps changed the weights by more than 1e-2 relative"
+# The weights did move, far more than the ranks disagree: equivalence of untouched weights would
+# prove nothing. (lr 0.02 moves them ~0.6% in 20 steps. Larger steps make a ReLU or max-pool
+# near-tie flip on the summation order now and then, which shows as a jump in the difference.)
+if mpi 1 "$DPTRAIN" train "$CFG" --out "$D/np1_step1" "${common[@]}" --set train.max_steps=1 >/dev/null 2>&1 && \
+   ! "$H5COMPARE" "$D/np1/weights.h5" "$D/np1_step1/weights.h5" --rtol 1e-3 >/dev/null; then
+    pass "steps 2..20 changed the weights by more than 1e-3 relative"
 else
     fail "the weights did not change measurably"
 fi
