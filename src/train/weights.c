@@ -7,29 +7,22 @@
 #include "dpt/data/h5io.h"
 #include "train_internal.h"
 
+static void save_one(hid_t f, const char *group, const char *name, const dpt_tensor *t, const dpt_backend *be) {
+    float *host = dpt_xmalloc(tensor_bytes(t));
+    be->copy_to_host(host, t->data, tensor_bytes(t));
+    char key[NN_NAME_MAX + 64];
+    snprintf(key, sizeof key, "%s/%s", group, name);
+    h5_write_f32(f, key, host, t->ndim, t->shape);
+    free(host);
+}
+
 dpt_status weights_save(const nn_graph *g, const char *path, const char *model, int64_t step, int64_t epoch) {
     h5_quiet();
     char tmp[1200];
     hid_t f = h5_create_file_atomic(path, tmp, sizeof tmp);
     if (f < 0) return dpt_error(DPT_ERR_IO, "%s: cannot create", path);
-    for (int i = 0; i < g->nparams; i++) {
-        const nn_param *p = &g->params[i];
-        float *host = dpt_xmalloc((size_t)p->numel * sizeof(float));
-        g->be->copy_to_host(host, p->value.data, (size_t)p->numel * sizeof(float));
-        char name[NN_NAME_MAX + 64];
-        snprintf(name, sizeof name, "params/%s", p->name);
-        h5_write_f32(f, name, host, p->value.ndim, p->value.shape);
-        free(host);
-    }
-    for (int i = 0; i < g->nbuffers; i++) {
-        const nn_buffer *b = &g->buffers[i];
-        float *host = dpt_xmalloc((size_t)b->numel * sizeof(float));
-        g->be->copy_to_host(host, b->value.data, (size_t)b->numel * sizeof(float));
-        char name[NN_NAME_MAX + 64];
-        snprintf(name, sizeof name, "buffers/%s", b->name);
-        h5_write_f32(f, name, host, b->value.ndim, b->value.shape);
-        free(host);
-    }
+    for (int i = 0; i < g->nparams; i++) save_one(f, "params", g->params[i].name, &g->params[i].value, g->be);
+    for (int i = 0; i < g->nbuffers; i++) save_one(f, "buffers", g->buffers[i].name, &g->buffers[i].value, g->be);
     h5_write_attr_string(f, "model", model);
     h5_write_attr_string(f, "dptrain_version", DPT_VERSION);
     h5_write_attr_i64(f, "step", step);

@@ -9,29 +9,6 @@ for kind in noimages badlabel floatimages shortlabels; do "$MAKE_BAD_H5" $kind "
 common=(--set data.train="$TESTDATA/fashion-train.h5" --set data.test="$TESTDATA/fashion-test.h5"
     --set train.epochs=1 --set train.max_steps=2 --set train.batch_size=64 --set train.progress=off)
 
-# expect_once: like expect_fail, and the error is printed once, not once per rank.
-expect_once() {
-    local what=$1 needle=$2
-    shift 2
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    local n
-    n=$(count_lines "$out" "dptrain: error:")
-    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        fail "$what: exit $rc"
-        echo "$out" | tail -5
-    elif ! grep -qF -- "$needle" <<<"$out"; then
-        fail "$what: no '$needle' in:"
-        echo "$out" | tail -8
-    elif [ "$n" != 1 ]; then
-        fail "$what: $n error lines (want exactly one)"
-        echo "$out" | grep -F "error"
-    else
-        pass "$what (exit $rc): $(grep -F -m1 -- "$needle" <<<"$out")"
-    fi
-}
-
 run2() { mpi 2 "$DPTRAIN" train "$CFG" --out "$D/run" "${common[@]}" "$@"; }
 
 expect_once "missing file" "/nonexistent/train.h5: no such file" run2 --set data.train=/nonexistent/train.h5

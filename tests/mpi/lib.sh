@@ -21,13 +21,17 @@ pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAILED: $*"; }
 
 # expect_fail DESCRIPTION SUBSTRING COMMAND...: the command must exit non-zero (not by timeout)
-# and print SUBSTRING.
-expect_fail() {
-    local what=$1 needle=$2
-    shift 2
-    local out rc
+# and print SUBSTRING. expect_once: the same, and "dptrain: error:" appears exactly once (one
+# message for the whole job, not one per rank).
+expect_fail() { check_failure any "$@"; }
+expect_once() { check_failure once "$@"; }
+check_failure() {
+    local mode=$1 what=$2 needle=$3
+    shift 3
+    local out rc n
     out=$("$@" 2>&1)
     rc=$?
+    n=$(count_lines "$out" "dptrain: error:")
     if [ $rc -eq 0 ]; then
         fail "$what: exit 0"
         echo "$out" | tail -5
@@ -36,6 +40,9 @@ expect_fail() {
     elif ! grep -qF -- "$needle" <<<"$out"; then
         fail "$what: exit $rc but no '$needle' in the output:"
         echo "$out" | tail -8
+    elif [ "$mode" = once ] && [ "$n" != 1 ]; then
+        fail "$what: $n error lines (want exactly one)"
+        echo "$out" | grep -F "error"
     else
         pass "$what (exit $rc): $(grep -F -m1 -- "$needle" <<<"$out")"
     fi
