@@ -1,6 +1,7 @@
 /* MPI back end: initialisation, topology and the blocking collectives. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@ static void abort_all(int code) {
 }
 
 void comm_init(int *argc, char ***argv) {
+    /* Read before MPI_Init: a singleton's MPI_Init sets these in our own environment. */
+    info.launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
     int provided;
     MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
     initialised = true;

@@ -95,7 +95,7 @@ static const cfg_key schema[] = {
     {"train", "save_weights", CFG_BOOL, F(train, save_weights), "true", 0, 0, false, NULL,
      "write the final parameters and buffers to <out>/weights.h5"},
     {"train", "progress", CFG_ENUM, F(train, progress), "auto", 0, 0, false, "auto|bar|lines|off",
-     "console progress: a bar on a terminal (auto), plain lines otherwise"},
+     "console progress: auto is a bar on a terminal, plain lines otherwise and under mpirun/srun"},
 
     {"train", "init_weights", CFG_STRING, F(train, init_weights), "", 0, 0, false, NULL,
      "start from the parameters and buffers of this weight file instead of a random initialisation"},

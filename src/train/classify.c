@@ -160,7 +160,8 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
             double lr, mom;
             schedule_at(&r->sched, global_step, &lr, &mom);
             nn_forward(g, b->x, true);
-            interval_loss += nn_loss(g, b->y, smoothing, grad_scale, b->n);
+            double step_loss = nn_loss(g, b->y, smoothing, grad_scale, b->n);
+            interval_loss += step_loss;
             interval_samples += b->n;
             double t2 = timer_now();
             if (r->sync) comm_grad_begin(r->sync);
@@ -194,8 +195,9 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
                 interval_steps = 0;
                 interval_t0 = now;
             } else if (prog.bar) {
+                /* Between averaged log points the bar shows rank 0's own loss of this step. */
                 double img_s = r->global_batch / (t5 - t0);
-                progress_step(&prog, r, epoch, s + 1, global_step, last_loss, lr, img_s);
+                progress_step(&prog, r, epoch, s + 1, global_step, step_loss / b->n, lr, img_s);
             }
         }
         bool last = epoch == cfg->train.epochs - 1 || global_step >= r->total_steps;

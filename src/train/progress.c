@@ -9,7 +9,9 @@
 void progress_init(progress *p, const dpt_config *cfg) {
     memset(p, 0, sizeof *p);
     const char *mode = cfg->train.progress;
-    bool tty = log_is_tty();
+    /* Open MPI hands its ranks a pseudo-terminal for stdout even when mpirun's own output goes
+     * to a file, so a process started by a launcher cannot tell: it prints lines. */
+    bool tty = log_is_tty() && !comm_get()->launched;
     p->bar = !strcmp(mode, "bar") || (!strcmp(mode, "auto") && tty);
     p->lines = !strcmp(mode, "lines") || (!strcmp(mode, "auto") && !tty);
     p->t_start = timer_now();

@@ -12,6 +12,7 @@ typedef struct comm_info {
     int node, num_nodes;
     char host[256];
     char mpi_version[256];
+    bool launched; /* started by mpirun/srun/a PMI launcher, not as a singleton */
 } comm_info;
 
 /* Initialises MPI (thread level FUNNELED), fills comm_info and installs an abort hook so that a
