@@ -1,5 +1,6 @@
 /* dptrain train / eval: parse arguments, start MPI, load the config on every rank. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -14,6 +15,7 @@ typedef struct run_args {
     const char *weights;
     const char *sets[256];
     int nsets;
+    int batches, repeats; /* bench loader */
 } run_args;
 
 static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
@@ -31,6 +33,11 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
         } else if (!strcmp(s, "--weights") && !strcmp(cmd, "eval")) {
             if (!has_value) return dpt_error(DPT_ERR_ARG, "--weights needs a file");
             a->weights = argv[++i];
+        } else if ((!strcmp(s, "--batches") || !strcmp(s, "--repeats")) && !strcmp(cmd, "bench loader")) {
+            int v = has_value ? atoi(argv[i + 1]) : 0;
+            if (v < 1 || v > 1000000) return dpt_error(DPT_ERR_ARG, "%s needs a count in [1, 1000000]", s);
+            *(!strcmp(s, "--batches") ? &a->batches : &a->repeats) = v;
+            i++;
         } else if (s[0] == '-') {
             return dpt_error(DPT_ERR_ARG, "%s: unknown option '%s' (see dptrain help)", cmd, s);
         } else if (!a->config) {
@@ -66,6 +73,8 @@ static int run(int argc, char **argv, const char *cmd) {
         rc = st == DPT_ERR_ARG ? 2 : 1;
     } else if (!strcmp(cmd, "train")) {
         rc = train_classifier(&cfg, a.out);
+    } else if (!strcmp(cmd, "bench loader")) {
+        rc = bench_loader(&cfg, a.batches ? a.batches : 40, a.repeats ? a.repeats : 3);
     } else {
         rc = eval_classifier(&cfg, a.weights);
     }
@@ -75,3 +84,9 @@ static int run(int argc, char **argv, const char *cmd) {
 
 int cmd_train(int argc, char **argv) { return run(argc, argv, "train"); }
 int cmd_eval(int argc, char **argv) { return run(argc, argv, "eval"); }
+
+int cmd_bench(int argc, char **argv) {
+    if (argc >= 1 && !strcmp(argv[0], "loader")) return run(argc - 1, argv + 1, "bench loader");
+    fprintf(stderr, "usage: dptrain bench loader CONFIG [--batches N] [--repeats R] [--set section.key=value ...]\n");
+    return 2;
+}

@@ -15,6 +15,15 @@ static void usage(FILE *f) {
             "        evaluate saved weights on the config's test split\n"
             "  prep idx IMAGES LABELS -o OUT.h5 [--num-classes N] [--class-names a,b,...]\n"
             "        convert IDX files (MNIST, Fashion-MNIST; gzip or raw) to dptrain's HDF5 format\n"
+            "  prep imagenet DIR -o OUT.h5 --size N [--jpeg [--quality Q]] [--classes TRAIN.h5] [--labels FILE]\n"
+            "               [--threads N] [--skip-bad] [--strict-channels] [--limit N]\n"
+            "        JPEG folders (DIR/<class>/*.JPEG, or flat with --labels) to N x N images, or JPEGs of shorter side N\n"
+            "  prep cifar10 DIR -o OUT.h5 [--test] [--limit N]\n"
+            "        CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin) to dptrain's HDF5 format\n"
+            "  data inspect FILE.h5\n"
+            "        counts, shapes, classes, storage and chunking of a split\n"
+            "  bench loader CONFIG [--batches N] [--repeats R] [--set ...]\n"
+            "        images/s the loader delivers from the config's training split\n"
             "  info [--config-keys]\n"
             "        version and build features; --config-keys lists every config key\n"
             "  help\n");
@@ -30,6 +39,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "prep")) return cmd_prep(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

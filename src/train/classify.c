@@ -149,6 +149,16 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
 
     for (int64_t epoch = 0; epoch < cfg->train.epochs && global_step < r->total_steps; epoch++) {
         last_epoch = epoch;
+        const size_phase *ph = run_phase_for_epoch(r, epoch);
+        if (run_set_input_size(r, ph->h, ph->w)) { /* progressive resizing: a new graph, same weights */
+            g = r->g;
+            comm_grad_sync_destroy(r->sync);
+            r->sync = NULL;
+            free(r->node_param_start);
+            free(r->node_param_count);
+            setup_grad_sync(r);
+            log_info("epoch %lld: input size %dx%d", (long long)epoch + 1, ph->h, ph->w);
+        }
         int64_t nsteps = DPT_MIN(r->steps_per_epoch, r->total_steps - global_step);
         loader_start_train(r->train_loader, epoch, 0, nsteps, r->global_batch, rank, world);
         for (int64_t s = 0; s < nsteps; s++) {

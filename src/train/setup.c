@@ -39,6 +39,82 @@ static int resolve_threads(const dpt_config *cfg, const comm_info *ci, char *why
     return n > 0 ? n : 1;
 }
 
+dpt_status parse_size_phases(const char *text, int stored_h, int stored_w, size_phase *out, int *n) {
+    *n = 0;
+    const char *p = text;
+    while (*p == ' ') p++;
+    if (!*p) {
+        if (stored_h <= 0)
+            return dpt_error(DPT_ERR_CONFIG, "data.image_size must be set for JPEG splits (e.g. 224, or 128,10:224)");
+        out[0] = (size_phase){0, stored_h, stored_w};
+        *n = 1;
+        return DPT_OK;
+    }
+    while (*p) {
+        if (*n == MAX_SIZE_PHASES)
+            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': more than %d phases", text, MAX_SIZE_PHASES);
+        char *end;
+        long long a = strtoll(p, &end, 10), epoch = 0, size = a;
+        if (end == p) goto bad;
+        p = end;
+        if (*p == ':') {
+            epoch = a;
+            size = strtoll(p + 1, &end, 10);
+            if (end == p + 1) goto bad;
+            p = end;
+        }
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p) goto bad;
+        while (*p == ' ') p++;
+        if (size < 1 || size > 8192)
+            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': size %lld is outside [1, 8192]", text, size);
+        if (*n == 0 && epoch != 0)
+            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': the first phase must start at epoch 0", text);
+        if (*n > 0 && epoch <= out[*n - 1].epoch)
+            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': phase epochs must increase (%lld after %lld)",
+                             text, epoch, (long long)out[*n - 1].epoch);
+        out[(*n)++] = (size_phase){epoch, (int)size, (int)size};
+    }
+    return DPT_OK;
+bad:
+    return dpt_error(DPT_ERR_CONFIG,
+                     "data.image_size = '%s': expected N or phases 'N,E:N,...' (size N from epoch E), e.g. 128,13:224",
+                     text);
+}
+
+const size_phase *run_phase_for_epoch(const run_ctx *r, int64_t epoch) {
+    int k = 0;
+    while (k + 1 < r->nphases && r->phases[k + 1].epoch <= epoch) k++;
+    return &r->phases[k];
+}
+
+static dpt_status check_data_config(const dpt_config *cfg) {
+    const cfg_list *s = &cfg->data.rrc_scale, *q = &cfg->data.rrc_ratio;
+    if (s->n != 2 || s->v[0] > s->v[1] || s->v[1] <= 0)
+        return dpt_error(DPT_ERR_CONFIG, "data.rrc_scale needs two values min,max with 0 < max and min <= max");
+    if (q->n != 2 || q->v[0] > q->v[1])
+        return dpt_error(DPT_ERR_CONFIG, "data.rrc_ratio needs two values min,max with min <= max");
+    return DPT_OK;
+}
+
+/* Loader threads: data.workers, else one per 16 compute threads (plus one): on the CPU back
+ * end the compute threads already use the rank's cores. */
+static int resolve_workers(const dpt_config *cfg, int threads, char *why, size_t size) {
+    if (cfg->data.workers > 0) {
+        snprintf(why, size, "data.workers");
+        return (int)cfg->data.workers;
+    }
+    snprintf(why, size, "automatic: 1 + compute threads / 16");
+    return 1 + threads / 16;
+}
+
+int run_rank_cores(const comm_info *ci, char *why, size_t size) {
+    dpt_config none;
+    memset(&none, 0, sizeof none);
+    return resolve_threads(&none, ci, why, size);
+}
+
 static dpt_status check_batch(const run_ctx *r) {
     const dpt_config *cfg = r->cfg;
     if (cfg->train.batch_size % r->ci->world != 0)
@@ -53,16 +129,26 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     r->be = backend_cpu();
     r->threads = resolve_threads(cfg, r->ci, r->threads_why, sizeof r->threads_why);
     r->be->set_threads(r->threads);
+    r->workers = resolve_workers(cfg, r->threads, r->workers_why, sizeof r->workers_why);
     if (!run_agree(check_batch(r))) return false;
     r->global_batch = (int)cfg->train.batch_size;
     r->local_batch = r->global_batch / r->ci->world;
 
-    const int64_t max_bytes = cfg->data.max_memory_mb << 20;
+    if (!run_agree(check_data_config(cfg))) return false;
+    dataset_opts dopt = {.subset = cfg->data.train_subset,
+                         .max_bytes = cfg->data.max_memory_mb << 20,
+                         .cache_bytes = cfg->data.cache_mb << 20};
     /* The training split gives the model's shape and the normalisation, also for evaluation. */
-    if (!run_agree(dataset_open(&r->train, cfg->data.train, cfg->data.train_subset, max_bytes)))
+    if (!run_agree(dataset_open_opts(&r->train, cfg->data.train, &dopt))) return false;
+    dopt.subset = cfg->data.test_subset;
+    if (!run_agree(dataset_open_opts(&r->test, cfg->data.test, &dopt))) return false;
+    const bool raw = r->train.storage == DS_RAW;
+    if (!run_agree(parse_size_phases(cfg->data.image_size, raw ? r->train.h : 0, raw ? r->train.w : 0, r->phases,
+                                     &r->nphases)))
         return false;
-    if (!run_agree(dataset_open(&r->test, cfg->data.test, cfg->data.test_subset, max_bytes))) return false;
-    if (!run_agree(dataset_check_compatible(&r->train, &r->test))) return false;
+    const bool resized = cfg->data.random_resized_crop || !raw || r->nphases > 1 || r->phases[0].h != r->train.h ||
+                         r->phases[0].w != r->train.w;
+    if (!run_agree(dataset_check_compatible(&r->train, &r->test, resized))) return false;
     dpt_status st = DPT_OK;
     if (need_train_split && r->train.n < r->global_batch)
         st = dpt_error(DPT_ERR_CONFIG, "%s: %lld training samples are fewer than train.batch_size = %d", r->train.path,
@@ -78,8 +164,8 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     r->spec = (model_spec){
         .name = cfg->model.name,
         .in_channels = r->train.c,
-        .height = r->train.h,
-        .width = r->train.w,
+        .height = r->phases[0].h,
+        .width = r->phases[0].w,
         .num_classes = cfg->model.num_classes ? (int)cfg->model.num_classes : r->train.num_classes,
         .width_base = (int)cfg->model.width,
         .batchnorm = strcmp(cfg->model.norm, "batch") == 0,
@@ -96,20 +182,62 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     comm_bcast(r->g->param_arena.base, r->g->param_arena.size, 0);
     comm_bcast(r->g->buffer_arena.base, r->g->buffer_arena.size, 0);
 
+    run_make_loaders(r, need_train_split);
+    return true;
+}
+
+void run_make_loaders(run_ctx *r, bool train) {
+    const dpt_config *cfg = r->cfg;
     r->aug = (aug_params){
         .train = true,
-        .crop_pad = (int)cfg->data.crop_padding,
+        .crop_pad = cfg->data.random_resized_crop ? 0 : (int)cfg->data.crop_padding,
         .flip = cfg->data.flip,
         .seed = (uint64_t)cfg->train.seed,
         .c = r->train.c,
         .h = r->train.h,
         .w = r->train.w,
+        .out_h = r->phases[0].h,
+        .out_w = r->phases[0].w,
+        .rrc = cfg->data.random_resized_crop,
+        .scale_min = (float)cfg->data.rrc_scale.v[0],
+        .scale_max = (float)cfg->data.rrc_scale.v[1],
+        .ratio_min = (float)cfg->data.rrc_ratio.v[0],
+        .ratio_max = (float)cfg->data.rrc_ratio.v[1],
+        .eval_crop = (float)cfg->data.eval_crop,
+        .decode_scaled = cfg->data.decode_scaled,
         .mean = r->train.mean,
         .std = r->train.std,
-        .layout = r->g->layout,
+        .layout = r->g ? r->g->layout : LAYOUT_NHWC,
     };
-    if (need_train_split) r->train_loader = loader_create(&r->train, r->local_batch, &r->aug, 3);
-    r->eval_loader = loader_create(&r->test, r->local_batch, &r->aug, 3);
+    loader_opts lo = {.batch = r->local_batch, .depth = (int)cfg->data.prefetch, .workers = r->workers};
+    for (int k = 0; k < r->nphases; k++) {
+        if (r->phases[k].h > lo.max_h) lo.max_h = r->phases[k].h;
+        if (r->phases[k].w > lo.max_w) lo.max_w = r->phases[k].w;
+    }
+    if (train) r->train_loader = loader_create(&r->train, &r->aug, &lo);
+    if (r->test.path[0]) r->eval_loader = loader_create(&r->test, &r->aug, &lo);
+}
+
+bool run_set_input_size(run_ctx *r, int h, int w) {
+    if (r->spec.height == h && r->spec.width == w) return false;
+    model_spec spec = r->spec;
+    spec.height = h;
+    spec.width = w;
+    nn_graph *g = nn_graph_create(r->be, r->local_batch);
+    int logits = -1;
+    dpt_status st = model_build(g, &spec, &logits);
+    if (st == DPT_OK) st = nn_graph_finalize(g, logits);
+    DPT_CHECK_LIB("dptrain", st == DPT_OK, "run_set_input_size", "cannot rebuild %s for %dx%d input: %s", spec.name,
+                  h, w, dpt_error_message());
+    /* The parameter and buffer layouts do not depend on the input size. */
+    DPT_CHECK(g->param_arena.size == r->g->param_arena.size && g->buffer_arena.size == r->g->buffer_arena.size);
+    memcpy(g->param_arena.base, r->g->param_arena.base, g->param_arena.size);
+    memcpy(g->buffer_arena.base, r->g->buffer_arena.base, g->buffer_arena.size);
+    nn_graph_destroy(r->g);
+    r->g = g;
+    r->spec = spec;
+    if (r->train_loader) loader_set_size(r->train_loader, h, w);
+    if (r->eval_loader) loader_set_size(r->eval_loader, h, w);
     return true;
 }
 
@@ -135,8 +263,20 @@ void run_banner(const run_ctx *r, const char *what) {
     log_info("  backend    %s", backend_cpu_describe());
     log_info("  comm       MPI (%s), host buffers", ci->mpi_version);
     log_info("  model      %s: %lld parameters", r->spec.name, (long long)nn_param_count(r->g));
-    log_info("  data       train %s: %lld x (%d, %d, %d), %d classes", r->train.path, (long long)r->train.n, r->train.c,
-             r->train.h, r->train.w, r->train.num_classes);
-    log_info("             test  %s: %lld samples", r->test.path, (long long)r->test.n);
+    static const char *access[] = {"in memory", "read on demand (pread)", "read on demand (HDF5, chunk cache)"};
+    if (r->train.storage == DS_RAW)
+        log_info("  data       train %s: %lld x (%d, %d, %d), %d classes, %s", r->train.path, (long long)r->train.n,
+                 r->train.c, r->train.h, r->train.w, r->train.num_classes, access[r->train.access]);
+    else
+        log_info("  data       train %s: %lld JPEGs (%d channels, shorter side %d), %d classes, %s", r->train.path,
+                 (long long)r->train.n, r->train.c, r->train.h, r->train.num_classes, access[r->train.access]);
+    if (r->test.path[0]) log_info("             test  %s: %lld samples, %s", r->test.path, (long long)r->test.n, access[r->test.access]);
+    char sizes[256] = "";
+    for (int k = 0; k < r->nphases; k++)
+        snprintf(sizes + strlen(sizes), sizeof sizes - strlen(sizes), "%s%dx%d from epoch %lld", k ? ", " : "",
+                 r->phases[k].h, r->phases[k].w, (long long)r->phases[k].epoch);
+    log_info("  input      %s; %s; %d loader thread(s) per rank (%s)", sizes,
+             r->aug.rrc ? "random-resized crop" : r->aug.crop_pad ? "padded random crop" : "no crop",
+             r->workers, r->workers_why);
     log_info("  batch      %d global, %d per rank", r->global_batch, r->local_batch);
 }

@@ -12,6 +12,12 @@
 #include "dpt/optim/schedule.h"
 #include "dpt/optim/sgd.h"
 
+#define MAX_SIZE_PHASES 16
+typedef struct size_phase {
+    int64_t epoch; /* first epoch of the phase */
+    int h, w;
+} size_phase;
+
 typedef struct run_ctx {
     const dpt_config *cfg;
     const comm_info *ci;
@@ -25,6 +31,10 @@ typedef struct run_ctx {
     model_spec spec;
     aug_params aug;
     dpt_loader *train_loader, *eval_loader;
+    int workers;
+    char workers_why[128];
+    size_phase phases[MAX_SIZE_PHASES]; /* data.image_size */
+    int nphases;
     /* training only */
     comm_grad_sync *sync;
     int *node_param_start, *node_param_count; /* params registered by each node */
@@ -38,8 +48,20 @@ typedef struct run_ctx {
  * rank's failure into a clean stop of all of them, with the message printed once. */
 bool run_agree(dpt_status st);
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split);
+/* The loaders for r->train (when train) and r->test (when open), from the config. */
+void run_make_loaders(run_ctx *r, bool train);
+/* Cores this rank may use (the launcher's binding, else the node's cores / ranks on it). */
+int run_rank_cores(const comm_info *ci, char *why, size_t size);
 void run_teardown(run_ctx *r);
 void run_banner(const run_ctx *r, const char *what);
+/* The input size phase of an epoch. */
+const size_phase *run_phase_for_epoch(const run_ctx *r, int64_t epoch);
+/* Rebuilds the graph for another input size (progressive resizing), keeping parameters and
+ * buffers, and points the loaders at the new size. Returns true when the size changed. */
+bool run_set_input_size(run_ctx *r, int h, int w);
+
+/* Parses data.image_size into phases; stored_h/w when empty. */
+dpt_status parse_size_phases(const char *text, int stored_h, int stored_w, size_phase *out, int *n);
 
 /* Evaluation over the test split, split across ranks; every sample counted once. */
 typedef struct eval_result {

@@ -34,6 +34,15 @@ typedef struct dpt_config {
         int64_t max_memory_mb;
         int64_t train_subset;
         int64_t test_subset;
+        int64_t workers;
+        int64_t prefetch;
+        char image_size[CFG_STR_MAX]; /* "", "N" or phases "N,E:N,..." */
+        bool random_resized_crop;
+        cfg_list rrc_scale;
+        cfg_list rrc_ratio;
+        double eval_crop;
+        bool decode_scaled;
+        int64_t cache_mb;
     } data;
     struct {
         char name[16]; /* sgd */

@@ -7,5 +7,8 @@
 
 int train_classifier(const dpt_config *cfg, const char *out_dir);
 int eval_classifier(const dpt_config *cfg, const char *weights_path);
+/* Loader throughput on the config's training split: `batches` timed batches after a warm-up,
+ * `repeats` times; prints the median. */
+int bench_loader(const dpt_config *cfg, int batches, int repeats);
 
 #endif
