@@ -3,6 +3,7 @@
 #include <hdf5.h>
 #include <omp.h>
 #include <stdio.h>
+#include <turbojpeg.h>
 #include <string.h>
 
 #include "cli.h"
@@ -25,7 +26,12 @@ int cmd_info(int argc, char **argv) {
     printf("  CPU back end : %s\n", backend_cpu_describe());
     printf("  OpenMP       : %d, up to %d threads here\n", _OPENMP, omp_get_max_threads());
     printf("  MPI          : %s (MPI %d.%d)\n", mpi, MPI_VERSION, MPI_SUBVERSION);
-    printf("  HDF5         : %u.%u.%u\n", maj, min, rel);
+    hbool_t ts = 0;
+    H5is_library_threadsafe(&ts);
+    int nscale = 0;
+    tjGetScalingFactors(&nscale);
+    printf("  HDF5         : %u.%u.%u (%s)\n", maj, min, rel, ts ? "thread-safe build" : "not thread-safe");
+    printf("  JPEG         : libjpeg-turbo, TurboJPEG API (%d decode scaling factors)\n", nscale);
     printf("  CUDA / NCCL  : not built (this version has the CPU back end only)\n");
     printf("  models       : resnet9, resnet18 (CIFAR style), resnet50 (v1.5)\n");
     return 0;
