@@ -72,6 +72,14 @@ void *dpt_xrealloc(void *old, size_t bytes) {
     return p;
 }
 
+uint8_t *dpt_xgrow(uint8_t **buf, size_t *cap, size_t need) {
+    if (*cap < need) {
+        *cap = need + need / 8;
+        *buf = dpt_xrealloc(*buf, *cap);
+    }
+    return *buf;
+}
+
 char *dpt_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = dpt_xmalloc(n);

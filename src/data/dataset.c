@@ -142,15 +142,6 @@ static dpt_status pread_range(const dpt_dataset *d, int64_t pos, int64_t bytes, 
     return DPT_OK;
 }
 
-static void *grow(uint8_t **buf, size_t *cap, size_t need) {
-    if (*cap < need) {
-        free(*buf);
-        *cap = need + need / 8;
-        *buf = dpt_xmalloc(*cap);
-    }
-    return *buf;
-}
-
 dpt_status dataset_sample(const dpt_dataset *d, int64_t i, uint8_t **buf, size_t *cap, const uint8_t **data,
                           size_t *size) {
     DPT_CHECK(i >= 0 && i < d->n);
@@ -167,7 +158,7 @@ dpt_status dataset_sample(const dpt_dataset *d, int64_t i, uint8_t **buf, size_t
         *data = d->images + (d->storage == DS_JPEG ? pos - d->offsets[0] : pos);
         return DPT_OK;
     }
-    uint8_t *out = grow(buf, cap, (size_t)(bytes > 0 ? bytes : 1));
+    uint8_t *out = dpt_xgrow(buf, cap, (size_t)(bytes > 0 ? bytes : 1));
     *data = out;
     if (d->access == DS_PREAD) return pread_range(d, pos, bytes, out, i);
     /* Through HDF5: one hyperslab (the library serialises threads; so does our mutex when the

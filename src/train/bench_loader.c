@@ -7,13 +7,7 @@
 
 #include "dpt/core/log.h"
 #include "dpt/core/timer.h"
-#include "dpt/data/sampler.h"
 #include "train_internal.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int bench_loader(const dpt_config *cfg, int batches, int repeats) {
     run_ctx rc, *r = &rc;
@@ -68,8 +62,7 @@ int bench_loader(const dpt_config *cfg, int batches, int repeats) {
         total_s += s;
         log_info("  repeat %d: %d batches in %.3f s: %.0f img/s", rep + 1, batches, s, rates[rep]);
     }
-    qsort(rates, (size_t)repeats, sizeof(double), cmp_double);
-    double med = repeats % 2 ? rates[repeats / 2] : 0.5 * (rates[repeats / 2 - 1] + rates[repeats / 2]);
+    double med = timer_median(rates, repeats);
     log_info("median %.0f img/s with %d worker thread(s): %.0f img/s per worker", med, r->workers, med / r->workers);
     printf("RESULT images=%lld seconds=%.3f workers=%d img_s=%.1f img_s_per_worker=%.1f\n",
            (long long)batches * r->local_batch * repeats, total_s, r->workers, med, med / r->workers);

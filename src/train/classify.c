@@ -72,21 +72,6 @@ static void verify_replicas(run_ctx *r, int64_t step) {
     free(all);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(const double *v, int64_t n) {
-    if (n <= 0) return 0.0;
-    double *tmp = dpt_xmalloc((size_t)n * sizeof(double));
-    memcpy(tmp, v, (size_t)n * sizeof(double));
-    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
-    double m = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-    free(tmp);
-    return m;
-}
-
 static void fmt_hms(double s, char *buf, size_t size) {
     snprintf(buf, size, "%dm%04.1fs", (int)(s / 60), fmod(s, 60.0));
 }
@@ -238,7 +223,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
 
     /* Throughput: median step time after the first steps (one-time set-up inside oneDNN). */
     const int64_t warm = global_step > 10 ? 5 : 0;
-    double med = median_of(step_time + warm, global_step - warm);
+    double med = timer_median(step_time + warm, global_step - warm);
     double med_img_s = med > 0 ? r->global_batch / med : 0.0;
     double per = global_step > 0 ? 1e3 / (double)global_step : 0.0;
     log_info("steps: %lld  median %.1f ms (%.0f img/s)  per step: data wait %.2f ms, forward %.1f ms, backward %.1f "

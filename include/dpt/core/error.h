@@ -54,5 +54,8 @@ void *dpt_xmalloc(size_t bytes);
 void *dpt_xcalloc(size_t n, size_t size);
 void *dpt_xrealloc(void *p, size_t bytes);
 char *dpt_xstrdup(const char *s);
+/* A reusable byte buffer: grows *buf (keeping its contents) to at least `need` bytes, with
+ * headroom so that repeated growth is amortised; returns *buf. */
+uint8_t *dpt_xgrow(uint8_t **buf, size_t *cap, size_t need);
 
 #endif

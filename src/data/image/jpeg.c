@@ -83,14 +83,6 @@ static tjscalingfactor pick_scale(int w, int h, int min_w, int min_h) {
     return best;
 }
 
-static void *grow(uint8_t **buf, size_t *cap, size_t need) {
-    if (*cap < need) {
-        *buf = dpt_xrealloc(*buf, need);
-        *cap = need;
-    }
-    return *buf;
-}
-
 /* Adobe CMYK JPEGs (Photoshop's, the only kind seen in practice) store inverted ink amounts, and
  * libjpeg returns the stored values unchanged, so with c, m, y, k as decoded: R = c * k / 255. */
 static void cmyk_to_rgb(const uint8_t *src, size_t npix, int channels, uint8_t *dst) {
@@ -124,12 +116,12 @@ dpt_status img_jpeg_decode(img_codec *c, const uint8_t *buf, size_t size, const 
     int rc;
     if (comp == 4) {
         /* TurboJPEG decodes CMYK and YCCK only to CMYK pixels. */
-        grow(&c->cmyk, &c->cmyk_cap, npix * 4);
+        dpt_xgrow(&c->cmyk, &c->cmyk_cap, npix * 4);
         rc = tjDecompress2(c->dec, buf, (unsigned long)size, c->cmyk, ow, 0, oh, TJPF_CMYK, flags);
-        if (rc == 0) cmyk_to_rgb(c->cmyk, npix, channels, grow(out, cap, npix * (size_t)channels));
+        if (rc == 0) cmyk_to_rgb(c->cmyk, npix, channels, dpt_xgrow(out, cap, npix * (size_t)channels));
     } else {
         /* libjpeg converts grey -> RGB (replication) and YCbCr -> grey (the luma plane) itself. */
-        grow(out, cap, npix * (size_t)channels);
+        dpt_xgrow(out, cap, npix * (size_t)channels);
         rc = tjDecompress2(c->dec, buf, (unsigned long)size, *out, ow, 0, oh, channels == 3 ? TJPF_RGB : TJPF_GRAY,
                            flags);
     }
@@ -153,7 +145,7 @@ dpt_status img_jpeg_encode(img_codec *c, const uint8_t *pix, int w, int h, int c
     /* tjBufSize is the worst case, so TJFLAG_NOREALLOC keeps TurboJPEG off our realloc'ed buffer. */
     unsigned long bound = tjBufSize(w, h, subsamp);
     if (bound == (unsigned long)-1) return dpt_error(DPT_ERR_ARG, "cannot encode a %d x %d image", w, h);
-    grow(out, cap, bound);
+    dpt_xgrow(out, cap, bound);
     unsigned char *dst = *out;
     unsigned long len = (unsigned long)*cap;
     if (tjCompress2(c->enc, pix, w, 0, h, channels == 3 ? TJPF_RGB : TJPF_GRAY, &dst, &len, subsamp, quality,

@@ -83,14 +83,6 @@ typedef struct worker {
     size_t file_cap, pix_cap, rs_cap, dec_cap;
 } worker;
 
-static void *grow(uint8_t **buf, size_t *cap, size_t need) {
-    if (*cap < need) {
-        *buf = dpt_xrealloc(*buf, need);
-        *cap = need;
-    }
-    return *buf;
-}
-
 static dpt_status read_file(const char *path, uint8_t **buf, size_t *cap, size_t *len) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return dpt_error(DPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -100,7 +92,7 @@ static dpt_status read_file(const char *path, uint8_t **buf, size_t *cap, size_t
         return dpt_error(DPT_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     size_t want = (size_t)sb.st_size, got = 0;
-    grow(buf, cap, want > 0 ? want : 1);
+    dpt_xgrow(buf, cap, want > 0 ? want : 1);
     while (got < want) {
         ssize_t r = read(fd, *buf + got, want - got);
         if (r < 0 && errno == EINTR) continue;
@@ -156,9 +148,9 @@ static dpt_status convert_one(worker *wk, const prep_item *it, slot *s) {
     s->fatal = true; /* from here on a failure is ours, not the input's */
     if (!a->jpeg) {
         double side = DPT_MIN(w, h);
-        uint8_t *rs = grow(&wk->rs, &wk->rs_cap, (size_t)3 * S * S);
+        uint8_t *rs = dpt_xgrow(&wk->rs, &wk->rs_cap, (size_t)3 * S * S);
         img_resample_u8(&v, (w - side) / 2, (h - side) / 2, side, side, rs, S, S, &wk->scratch);
-        uint8_t *out = grow(&s->data, &s->cap, (size_t)3 * S * S);
+        uint8_t *out = dpt_xgrow(&s->data, &s->cap, (size_t)3 * S * S);
         const size_t plane = (size_t)S * S;
         for (size_t k = 0; k < plane; k++) {
             out[k] = rs[3 * k];
@@ -188,7 +180,7 @@ static dpt_status convert_one(worker *wk, const prep_item *it, slot *s) {
             x0 = (w - bw) / 2;
         }
     }
-    uint8_t *rs = grow(&wk->rs, &wk->rs_cap, (size_t)3 * ow * oh);
+    uint8_t *rs = dpt_xgrow(&wk->rs, &wk->rs_cap, (size_t)3 * ow * oh);
     img_resample_u8(&v, x0, y0, bw, bh, rs, ow, oh, &wk->scratch);
     DPT_TRY(img_jpeg_encode(wk->codec, rs, ow, oh, 3, a->quality, &s->data, &s->cap, &s->len));
     /* Statistics over what the loader will see: the stored stream, decoded. */
@@ -327,7 +319,7 @@ static dpt_status writer_take(writer *wr, const prep_item *it, const slot *s) {
     wr->labels[wr->stored] = it->label;
     if (wr->a->jpeg) wr->offsets[wr->stored + 1] = wr->offsets[wr->stored] + (int64_t)s->len;
     wr->stored++;
-    memcpy(grow(&wr->buf, &wr->buf_cap, wr->buf_len + s->len) + wr->buf_len, s->data, s->len);
+    memcpy(dpt_xgrow(&wr->buf, &wr->buf_cap, wr->buf_len + s->len) + wr->buf_len, s->data, s->len);
     wr->buf_len += s->len;
     return writer_flush(wr, false);
 }
