@@ -163,14 +163,19 @@ void h5_write_attr_strings(hid_t obj, const char *name, const char *const *s, in
 }
 
 void h5_write_f32(hid_t file, const char *path, const float *data, int ndim, const int64_t *shape) {
+    h5_write_array(file, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, ndim, shape);
+}
+
+void h5_write_array(hid_t file, const char *path, hid_t file_type, hid_t mem_type, const void *data, int ndim,
+                    const int64_t *shape) {
     hsize_t dims[8];
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(file, path, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d = H5Dcreate2(file, path, file_type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     H5_CHECK(d);
-    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    H5_CHECK(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
     H5Dclose(d);
     H5Sclose(sp);
     H5Pclose(lcpl);

@@ -25,6 +25,7 @@
 #include <turbojpeg.h>
 
 #include "dpt/data/dataset.h"
+#include "dpt/data/h5io.h"
 
 typedef enum { K_RGB, K_GREY, K_CMYK } kind;
 typedef struct spec {
@@ -643,17 +644,8 @@ static int make_biggan(const char *path) {
         for (int p = 0; p < BG_C * BG_H * BG_W; p++) img[i * BG_C * BG_H * BG_W + p] = hash8(99, (uint32_t)i, (uint32_t)p);
     }
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t d[4] = {BG_N, BG_C, BG_H, BG_W}, ld[1] = {BG_N};
-    hid_t sp = H5Screate_simple(4, d, NULL);
-    hid_t ds = H5Dcreate2(f, "imgs", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, img);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    sp = H5Screate_simple(1, ld, NULL);
-    ds = H5Dcreate2(f, "labels", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab);
-    H5Dclose(ds);
-    H5Sclose(sp);
+    h5_write_array(f, "imgs", H5T_STD_U8LE, H5T_NATIVE_UINT8, img, 4, (int64_t[]){BG_N, BG_C, BG_H, BG_W});
+    h5_write_array(f, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, lab, 1, (int64_t[]){BG_N});
     return H5Fclose(f) < 0;
 }
 

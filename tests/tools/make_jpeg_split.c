@@ -41,22 +41,9 @@ int main(int argc, char **argv) {
     }
     off[n] = (int64_t)len;
     hid_t f = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t d1 = len, d2 = (hsize_t)n + 1, d3 = (hsize_t)n;
-    hid_t sp = H5Screate_simple(1, &d1, NULL);
-    hid_t ds = H5Dcreate2(f, "jpeg", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    sp = H5Screate_simple(1, &d2, NULL);
-    ds = H5Dcreate2(f, "jpeg_offsets", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    sp = H5Screate_simple(1, &d3, NULL);
-    ds = H5Dcreate2(f, "labels", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels);
-    H5Dclose(ds);
-    H5Sclose(sp);
+    h5_write_array(f, "jpeg", H5T_STD_U8LE, H5T_NATIVE_UINT8, all, 1, (int64_t[]){(int64_t)len});
+    h5_write_array(f, "jpeg_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, off, 1, (int64_t[]){n + 1});
+    h5_write_array(f, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, labels, 1, (int64_t[]){n});
     h5_write_attr_i64(f, "num_classes", classes);
     h5_write_attr_i64(f, "channels", 3);
     h5_write_attr_i64(f, "size", 32);

@@ -39,12 +39,7 @@ static void write_raw(const char *path, int n, int chunk_n, bool deflate, bool t
     H5Dclose(ds);
     H5Sclose(sp);
     H5Pclose(pl);
-    hsize_t ln = (hsize_t)n;
-    sp = H5Screate_simple(1, &ln, NULL);
-    ds = H5Dcreate2(f, "labels", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels);
-    H5Dclose(ds);
-    H5Sclose(sp);
+    h5_write_array(f, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, labels, 1, (int64_t[]){n});
     h5_write_attr_i64(f, "num_classes", 10);
     H5Fclose(f);
 }
@@ -71,7 +66,7 @@ static void write_jpeg(const char *path, int corrupt) {
     }
     off[N] = (int64_t)all_len;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t n1 = all_len, n2 = N + 1, n3 = N;
+    hsize_t n1 = all_len;
     hid_t sp = H5Screate_simple(1, &n1, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
     hsize_t ch = 1000; /* chunks that split images: reads must stitch them */
     H5Pset_chunk(pl, 1, &ch);
@@ -80,16 +75,8 @@ static void write_jpeg(const char *path, int corrupt) {
     H5Dclose(ds);
     H5Sclose(sp);
     H5Pclose(pl);
-    sp = H5Screate_simple(1, &n2, NULL);
-    ds = H5Dcreate2(f, "jpeg_offsets", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
-    H5Dclose(ds);
-    H5Sclose(sp);
-    sp = H5Screate_simple(1, &n3, NULL);
-    ds = H5Dcreate2(f, "labels", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels);
-    H5Dclose(ds);
-    H5Sclose(sp);
+    h5_write_array(f, "jpeg_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, off, 1, (int64_t[]){N + 1});
+    h5_write_array(f, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, labels, 1, (int64_t[]){N});
     h5_write_attr_i64(f, "num_classes", 10);
     h5_write_attr_i64(f, "channels", C);
     h5_write_attr_i64(f, "size", H);

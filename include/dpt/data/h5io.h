@@ -34,7 +34,11 @@ void h5_write_attr_f64s(hid_t obj, const char *name, const double *v, int n);
 void h5_write_attr_string(hid_t obj, const char *name, const char *s);
 void h5_write_attr_strings(hid_t obj, const char *name, const char *const *s, int n);
 
-/* Writes a float32 dataset of the given shape, creating intermediate groups ("a/b/c"). */
+/* Writes a dataset of the given shape and types (file_type on disk, mem_type of data),
+ * contiguous, creating intermediate groups ("a/b/c"). */
+void h5_write_array(hid_t file, const char *path, hid_t file_type, hid_t mem_type, const void *data, int ndim,
+                    const int64_t *shape);
+/* h5_write_array of float32. */
 void h5_write_f32(hid_t file, const char *path, const float *data, int ndim, const int64_t *shape);
 
 /* Creates a file through a temporary name in the same directory; h5_commit_file fsyncs and
