@@ -103,3 +103,27 @@ int comm_agree(dpt_status s) {
     MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     return lowest == INT_MAX ? -1 : lowest;
 }
+
+struct comm_group {
+    MPI_Comm comm;
+};
+
+comm_group *comm_group_create(int size) {
+    if (size <= 0 || size > info.world) size = info.world;
+    DPT_CHECK_LIB("comm", info.world % size == 0, "comm_group_create", "a group of %d ranks does not divide %d ranks",
+                  size, info.world);
+    comm_group *g = dpt_xcalloc(1, sizeof *g);
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, info.rank / size, info.rank, &g->comm));
+    MPI_CHECK(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN));
+    return g;
+}
+
+void comm_group_destroy(comm_group *g) {
+    if (!g) return;
+    MPI_Comm_free(&g->comm);
+    free(g);
+}
+
+void comm_group_allreduce_sum_f64(comm_group *g, double *buf, int n) {
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, g->comm));
+}

@@ -82,6 +82,55 @@ static dpt_status parse_number(const cfg_key *k, const char *value, const char *
     return DPT_OK;
 }
 
+/* "V" or "V,E:V,...": value V from epoch E. Empty is allowed where the default is empty. */
+static dpt_status parse_phases(const cfg_key *k, const char *value, const char *where, cfg_phases *out) {
+    cfg_phases ph = {0};
+    const char *p = value;
+    if (!*p && !k->def[0]) {
+        *out = ph;
+        return DPT_OK;
+    }
+    while (true) {
+        if (ph.n == CFG_LIST_MAX) return bad_value(k, value, where, "more than 16 phases");
+        char *end;
+        errno = 0;
+        long long a = strtoll(p, &end, 10), epoch = 0, v = a;
+        if (end == p || errno == ERANGE) goto bad;
+        p = end;
+        if (*p == ':') {
+            epoch = a;
+            v = strtoll(p + 1, &end, 10);
+            if (end == p + 1 || errno == ERANGE) goto bad;
+            p = end;
+        }
+        while (isspace((unsigned char)*p)) p++;
+        if (!in_range(k, (double)v)) {
+            char r[96], msg[200];
+            range_text(k, r, sizeof r);
+            snprintf(msg, sizeof msg, "value %lld out of range, allowed %s", v, r);
+            return bad_value(k, value, where, msg);
+        }
+        if (ph.n == 0 && epoch != 0) return bad_value(k, value, where, "the first phase must start at epoch 0");
+        if (ph.n > 0 && epoch <= ph.epoch[ph.n - 1]) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "phase epochs must increase (%lld after %lld)", epoch,
+                     (long long)ph.epoch[ph.n - 1]);
+            return bad_value(k, value, where, msg);
+        }
+        ph.epoch[ph.n] = epoch;
+        ph.value[ph.n] = v;
+        ph.n++;
+        if (!*p) break;
+        if (*p != ',') goto bad;
+        p++;
+        while (isspace((unsigned char)*p)) p++;
+    }
+    *out = ph;
+    return DPT_OK;
+bad:
+    return bad_value(k, value, where, "expected V or phases 'V,E:V,...' (value V from epoch E on), e.g. 128,13:224");
+}
+
 dpt_status config_set(dpt_config *c, const char *section, const char *key, const char *value_in,
                       const char *where) {
     if (!section_known(section)) {
@@ -160,6 +209,7 @@ dpt_status config_set(dpt_config *c, const char *section, const char *key, const
         *(cfg_list *)field = list;
         return DPT_OK;
     }
+    case CFG_PHASES: return parse_phases(k, value, where, (cfg_phases *)field);
     }
     return dpt_error(DPT_ERR_INTERNAL, "config: unhandled type");
 }
@@ -256,6 +306,15 @@ dpt_status config_apply_override(dpt_config *c, const char *assignment) {
     return config_set(c, trim(buf), trim(dot + 1), eq + 1, where);
 }
 
+void config_phases_text(const cfg_phases *p, char *buf, size_t size) {
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < p->n && off < size; i++) {
+        if (i == 0) off += (size_t)snprintf(buf + off, size - off, "%lld", (long long)p->value[i]);
+        else off += (size_t)snprintf(buf + off, size - off, ",%lld:%lld", (long long)p->epoch[i], (long long)p->value[i]);
+    }
+}
+
 static void value_text(const dpt_config *c, const cfg_key *k, char *buf, size_t size) {
     const char *field = (const char *)c + k->offset;
     switch (k->type) {
@@ -272,6 +331,7 @@ static void value_text(const dpt_config *c, const cfg_key *k, char *buf, size_t 
             off += (size_t)snprintf(buf + off, size - off, i ? ",%.17g" : "%.17g", l->v[i]);
         break;
     }
+    case CFG_PHASES: config_phases_text((const cfg_phases *)field, buf, size); break;
     }
 }
 
@@ -298,11 +358,12 @@ dpt_status config_write(const dpt_config *c, const char *path) {
 void config_print_schema(FILE *f) {
     size_t n;
     const cfg_key *k = config_schema(&n);
-    static const char *type_names[] = {"int", "float", "bool", "string", "enum", "float list"};
+    static const char *type_names[] = {"int", "float", "bool", "string", "enum", "float list", "phases"};
     fprintf(f, "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < n; i++) {
         char allowed[256] = "";
-        if (k[i].type == CFG_INT || k[i].type == CFG_FLOAT || k[i].type == CFG_FLOAT_LIST)
+        if (k[i].type == CFG_INT || k[i].type == CFG_FLOAT || k[i].type == CFG_FLOAT_LIST ||
+            k[i].type == CFG_PHASES)
             range_text(&k[i], allowed, sizeof allowed);
         else if (k[i].type == CFG_ENUM) {
             /* '|' would end a Markdown table cell. */

@@ -30,6 +30,11 @@ nn_graph *nn_graph_create(const dpt_backend *be, int batch) {
     return g;
 }
 
+void nn_graph_set_bn_reduce(nn_graph *g, be_reduce reduce) {
+    DPT_CHECK(!g->finalized);
+    g->bn_reduce = reduce;
+}
+
 void nn_graph_destroy(nn_graph *g) {
     if (!g) return;
     for (int i = 0; i < g->nnodes; i++)

@@ -214,7 +214,10 @@ dpt_status nn_graph_finalize(nn_graph *g, int logits) {
         nn_node *nd = &g->nodes[i];
         switch (nd->kind) {
         case NN_CONV: nd->op = g->be->conv2d_create(&nd->a.conv, g->layout); break;
-        case NN_BATCHNORM: nd->op = g->be->batchnorm_create(&nd->a.bn, g->layout); break;
+        case NN_BATCHNORM:
+            nd->a.bn.reduce = g->bn_reduce;
+            nd->op = g->be->batchnorm_create(&nd->a.bn, g->layout);
+            break;
         case NN_POOL: nd->op = g->be->pool_create(&nd->a.pool, g->layout); break;
         case NN_LINEAR: nd->op = g->be->linear_create(&nd->a.linear); break;
         default: break;

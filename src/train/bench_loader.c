@@ -20,9 +20,9 @@ int bench_loader(const dpt_config *cfg, int batches, int repeats) {
                          .cache_bytes = cfg->data.cache_mb << 20};
     dpt_status st = dataset_open_opts(&r->train, cfg->data.train, &dopt);
     const bool raw = r->train.storage == DS_RAW;
-    if (st == DPT_OK) st = parse_size_phases(cfg->data.image_size, raw ? r->train.h : 0, raw ? r->train.w : 0,
+    if (st == DPT_OK) st = parse_size_phases(&cfg->data.image_size, raw ? r->train.h : 0, raw ? r->train.w : 0,
                                              r->phases, &r->nphases);
-    r->local_batch = (int)cfg->train.batch_size;
+    r->local_batch = (int)cfg->train.batch_size.value[0];
     const int64_t warm = 2, per_pass = warm + batches;
     if (st == DPT_OK && r->train.n < per_pass * r->local_batch)
         batches = (int)(r->train.n / r->local_batch - warm);

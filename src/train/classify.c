@@ -62,7 +62,7 @@ static uint64_t fnv1a64(uint64_t h, const void *data, size_t bytes) {
 static void verify_replicas(run_ctx *r, int64_t step) {
     uint64_t h = 14695981039346656037ull;
     h = fnv1a64(h, r->g->param_arena.base, r->g->param_arena.size);
-    h = fnv1a64(h, r->sgd.velocity, r->sgd.bytes);
+    h = fnv1a64(h, r->opt.velocity, r->opt.bytes);
     uint64_t *all = dpt_xmalloc((size_t)r->ci->world * sizeof(uint64_t));
     comm_allgather_u64(h, all);
     for (int i = 1; i < r->ci->world; i++)
@@ -76,23 +76,61 @@ static void fmt_hms(double s, char *buf, size_t size) {
     snprintf(buf, size, "%dm%04.1fs", (int)(s / 60), fmod(s, 60.0));
 }
 
+/* Steps of an epoch: full global batches of that epoch's batch phase. */
+static int64_t epoch_steps(const run_ctx *r, int64_t epoch) { return r->train.n / run_batch_for_epoch(r, epoch); }
+
+/* Total steps (train.epochs, cut by train.max_steps), the position in epochs where training
+ * ends, and the steps inside the warmup. */
+static void plan_steps(run_ctx *r, double *end_epochs) {
+    const dpt_config *cfg = r->cfg;
+    int64_t total = 0, warm = 0;
+    double end = 0.0;
+    for (int64_t e = 0; e < cfg->train.epochs; e++) {
+        int64_t n = epoch_steps(r, e);
+        if (cfg->train.max_steps > 0 && total + n >= cfg->train.max_steps) {
+            int64_t k = cfg->train.max_steps - total;
+            total += k;
+            end = (double)e + (double)k / (double)n;
+            break;
+        }
+        total += n;
+        end = (double)(e + 1);
+    }
+    for (int64_t e = 0; (double)e < cfg->schedule.warmup_epochs; e++) {
+        double frac = cfg->schedule.warmup_epochs - (double)e;
+        warm += (int64_t)llround((frac < 1.0 ? frac : 1.0) * (double)epoch_steps(r, e));
+    }
+    r->total_steps = total;
+    r->steps_per_epoch = epoch_steps(r, 0);
+    r->warmup_steps = DPT_MIN(warm, total);
+    *end_epochs = end;
+}
+
 int train_classifier(const dpt_config *cfg, const char *out_dir) {
     run_ctx rc, *r = &rc;
     memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->ci = comm_get();
     snprintf(r->out_dir, sizeof r->out_dir, "%s", out_dir);
     if (!run_agree(fs_mkdirs(out_dir))) return 1;
     if (!run_agree(log_open_files(out_dir))) return 1;
+    /* MLPerf's init interval starts before any set-up. */
+    if (!run_agree(runlog_open(r))) {
+        runlog_close(r);
+        return 1;
+    }
+    runlog_init_start(r);
     if (!run_setup_common(r, cfg, true)) {
+        runlog_close(r);
         run_teardown(r);
         return 1;
     }
     nn_graph *g = r->g;
     const int world = r->ci->world, rank = r->ci->rank;
-    r->steps_per_epoch = r->train.n / r->global_batch;
-    r->total_steps = r->steps_per_epoch * cfg->train.epochs;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < r->total_steps) r->total_steps = cfg->train.max_steps;
-    schedule_init(&r->sched, cfg, r->global_batch, r->steps_per_epoch, r->total_steps);
-    sgd_init(&r->sgd, g, cfg);
+    double end_epochs;
+    plan_steps(r, &end_epochs);
+    schedule_init(&r->sched, cfg, end_epochs);
+    optimizer_init(&r->opt, g, cfg);
     setup_grad_sync(r);
 
     dpt_status st = DPT_OK;
@@ -100,7 +138,6 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
         char path[1200];
         snprintf(path, sizeof path, "%s/config.ini", out_dir);
         st = config_write(cfg, path);
-        if (st == DPT_OK) st = runlog_open(r);
     }
     if (!run_agree(st)) {
         runlog_close(r);
@@ -111,15 +148,27 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
     if (r->sync)
         log_info("  allreduce  %d bucket(s) of <= %.3g MB, started during backward", comm_grad_num_buckets(r->sync),
                  cfg->comm.bucket_mb);
-    log_info("  schedule   %s, peak lr %.4g, %lld steps (%lld per epoch), label smoothing %.3g", cfg->schedule.name,
-             r->sched.peak_lr, (long long)r->total_steps, (long long)r->steps_per_epoch, cfg->train.label_smoothing);
+    if (r->opt.kind == OPT_LARS)
+        log_info("  optimizer  LARS, trust coefficient %.3g, momentum %.3g, weight decay %.3g%s", cfg->optim.lars_trust,
+                 cfg->optim.momentum, cfg->optim.weight_decay,
+                 cfg->optim.lars_exclude_bn_bias ? ", BN and bias excluded" : "");
+    else
+        log_info("  optimizer  SGD, momentum %.3g%s, weight decay %.3g%s", cfg->optim.momentum,
+                 cfg->optim.nesterov ? " (Nesterov)" : "", cfg->optim.weight_decay,
+                 cfg->optim.decay_bn_bias ? "" : " (not on BN and bias)");
+    log_info("  schedule   %s, peak lr %.4g at batch %d, warmup %.3g epochs, %lld steps (%lld in epoch 1), "
+             "label smoothing %.3g",
+             cfg->schedule.name, schedule_peak_lr(&r->sched, r->global_batch), r->global_batch,
+             cfg->schedule.warmup_epochs, (long long)r->total_steps, (long long)r->steps_per_epoch,
+             cfg->train.label_smoothing);
     log_info("  run dir    %s", out_dir);
+    runlog_run_start(r);
 
     progress prog;
     progress_init(&prog, cfg);
     double *step_time = dpt_xcalloc((size_t)r->total_steps + 1, sizeof(double));
+    double *step_ips = dpt_xcalloc((size_t)r->total_steps + 1, sizeof(double)); /* images per second */
     double t_fwd = 0, t_bwd = 0, t_comm = 0, t_upd = 0, t_data = 0;
-    const float grad_scale = 1.0f / (float)r->global_batch;
     const float smoothing = (float)cfg->train.label_smoothing;
 
     comm_barrier();
@@ -135,16 +184,24 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
     for (int64_t epoch = 0; epoch < cfg->train.epochs && global_step < r->total_steps; epoch++) {
         last_epoch = epoch;
         const size_phase *ph = run_phase_for_epoch(r, epoch);
-        if (run_set_input_size(r, ph->h, ph->w)) { /* progressive resizing: a new graph, same weights */
+        const int batch = (int)run_batch_for_epoch(r, epoch), old_batch = r->global_batch;
+        const int old_h = r->spec.height;
+        if (run_reshape(r, batch, ph->h, ph->w)) { /* a phase change: a new graph, same weights */
             g = r->g;
             comm_grad_sync_destroy(r->sync);
             r->sync = NULL;
             free(r->node_param_start);
             free(r->node_param_count);
             setup_grad_sync(r);
-            log_info("epoch %lld: input size %dx%d", (long long)epoch + 1, ph->h, ph->w);
+            if (ph->h != old_h) log_info("epoch %lld: input size %dx%d", (long long)epoch + 1, ph->h, ph->w);
+            if (batch != old_batch)
+                log_info("epoch %lld: global batch %d (%d per rank), peak lr %.4g", (long long)epoch + 1, batch,
+                         r->local_batch, schedule_peak_lr(&r->sched, batch));
         }
-        int64_t nsteps = DPT_MIN(r->steps_per_epoch, r->total_steps - global_step);
+        const int64_t spe = epoch_steps(r, epoch);
+        r->steps_per_epoch = spe; /* of this epoch's batch phase (progress lines) */
+        int64_t nsteps = DPT_MIN(spe, r->total_steps - global_step);
+        runlog_epoch(r, epoch, true);
         loader_start_train(r->train_loader, epoch, 0, nsteps, r->global_batch, rank, world);
         for (int64_t s = 0; s < nsteps; s++) {
             if (cfg->train.profile && global_step == (r->total_steps > 10 ? 5 : 0)) nn_graph_profile(g, true);
@@ -153,7 +210,10 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
             DPT_CHECK(b != NULL);
             double t1 = timer_now();
             double lr, mom;
-            schedule_at(&r->sched, global_step, &lr, &mom);
+            schedule_at(&r->sched, (double)epoch + (double)s / (double)spe, 1.0 / (double)spe, r->global_batch, &lr,
+                        &mom);
+            /* Gradients of the global batch's mean loss: summing across ranks averages. */
+            const float grad_scale = 1.0f / (float)r->global_batch;
             nn_forward(g, b->x, true);
             double step_loss = nn_loss(g, b->y, smoothing, grad_scale, b->n);
             interval_loss += step_loss;
@@ -164,7 +224,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
             double t3 = timer_now();
             double exposed = r->sync ? comm_grad_wait(r->sync) : 0.0;
             double t4 = timer_now();
-            sgd_step(&r->sgd, g, (float)lr, (float)mom, 1.0f);
+            optimizer_step(&r->opt, g, (float)lr, (float)mom, 1.0f);
             if (cfg->train.verify_replicas) verify_replicas(r, global_step);
             double t5 = timer_now();
             t_data += t1 - t0;
@@ -173,6 +233,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
             t_comm += exposed;
             t_upd += t5 - t4;
             step_time[global_step] = t5 - t0;
+            step_ips[global_step] = r->global_batch / (t5 - t0);
             global_step++;
             interval_steps++;
 
@@ -182,8 +243,8 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
                 double now = timer_now();
                 last_loss = sums[0] / sums[1];
                 double img_s = (double)interval_steps * r->global_batch / (now - interval_t0);
-                runlog_train(r, global_step, (double)global_step / (double)r->steps_per_epoch, last_loss, lr, mom,
-                             img_s, 1e3 * exposed, now - t_run0);
+                runlog_train(r, global_step, (double)epoch + (double)(s + 1) / (double)spe, last_loss, lr, mom, img_s,
+                             1e3 * exposed, now - t_run0);
                 progress_step(&prog, r, epoch, s + 1, global_step, last_loss, lr, img_s);
                 interval_loss = 0.0;
                 interval_samples = 0;
@@ -195,9 +256,11 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
                 progress_step(&prog, r, epoch, s + 1, global_step, step_loss / b->n, lr, img_s);
             }
         }
+        runlog_epoch(r, epoch, false);
         bool last = epoch == cfg->train.epochs - 1 || global_step >= r->total_steps;
         if ((epoch + 1) % cfg->train.eval_every == 0 || last) {
             sync_buffers(r);
+            runlog_eval_start(r, epoch + 1);
             last_eval = run_evaluate(r);
             double elapsed = timer_now() - t_run0;
             runlog_eval(r, global_step, epoch + 1, &last_eval, elapsed);
@@ -224,7 +287,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
     /* Throughput: median step time after the first steps (one-time set-up inside oneDNN). */
     const int64_t warm = global_step > 10 ? 5 : 0;
     double med = timer_median(step_time + warm, global_step - warm);
-    double med_img_s = med > 0 ? r->global_batch / med : 0.0;
+    double med_img_s = timer_median(step_ips + warm, global_step - warm);
     double per = global_step > 0 ? 1e3 / (double)global_step : 0.0;
     log_info("steps: %lld  median %.1f ms (%.0f img/s)  per step: data wait %.2f ms, forward %.1f ms, backward %.1f "
              "ms, exposed comm %.2f ms, update %.2f ms",
@@ -255,7 +318,13 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
              cfg->train.target_accuracy, reached ? "true" : "false", reached ? "" : "-", reached ? reached_at : 1.0,
              1e3 * med, med_img_s, world, r->threads, per * t_fwd, per * t_bwd, per * t_comm, per * t_upd,
              per * t_data);
-    runlog_summary(r, summary);
+    run_result res = {.epochs = last_epoch + 1,
+                      .reached = reached,
+                      .reached_at_s = reached_at,
+                      .final_top1 = last_eval.top1,
+                      .final_top5 = last_eval.top5,
+                      .best_top1 = best_top1};
+    runlog_summary(r, &res, summary);
 
     sync_buffers(r);
     st = DPT_OK;
@@ -267,6 +336,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir) {
     }
     bool ok = run_agree(st);
     free(step_time);
+    free(step_ips);
     runlog_close(r);
     run_teardown(r);
     log_close_files();

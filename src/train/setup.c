@@ -39,48 +39,18 @@ static int resolve_threads(const dpt_config *cfg, const comm_info *ci, char *why
     return n > 0 ? n : 1;
 }
 
-dpt_status parse_size_phases(const char *text, int stored_h, int stored_w, size_phase *out, int *n) {
+dpt_status parse_size_phases(const cfg_phases *p, int stored_h, int stored_w, size_phase *out, int *n) {
     *n = 0;
-    const char *p = text;
-    while (*p == ' ') p++;
-    if (!*p) {
+    if (p->n == 0) {
         if (stored_h <= 0)
             return dpt_error(DPT_ERR_CONFIG, "data.image_size must be set for JPEG splits (e.g. 224, or 128,10:224)");
         out[0] = (size_phase){0, stored_h, stored_w};
         *n = 1;
         return DPT_OK;
     }
-    while (*p) {
-        if (*n == MAX_SIZE_PHASES)
-            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': more than %d phases", text, MAX_SIZE_PHASES);
-        char *end;
-        long long a = strtoll(p, &end, 10), epoch = 0, size = a;
-        if (end == p) goto bad;
-        p = end;
-        if (*p == ':') {
-            epoch = a;
-            size = strtoll(p + 1, &end, 10);
-            if (end == p + 1) goto bad;
-            p = end;
-        }
-        while (*p == ' ') p++;
-        if (*p == ',') p++;
-        else if (*p) goto bad;
-        while (*p == ' ') p++;
-        if (size < 1 || size > 8192)
-            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': size %lld is outside [1, 8192]", text, size);
-        if (*n == 0 && epoch != 0)
-            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': the first phase must start at epoch 0", text);
-        if (*n > 0 && epoch <= out[*n - 1].epoch)
-            return dpt_error(DPT_ERR_CONFIG, "data.image_size = '%s': phase epochs must increase (%lld after %lld)",
-                             text, epoch, (long long)out[*n - 1].epoch);
-        out[(*n)++] = (size_phase){epoch, (int)size, (int)size};
-    }
+    for (int k = 0; k < p->n; k++) out[k] = (size_phase){p->epoch[k], (int)p->value[k], (int)p->value[k]};
+    *n = p->n;
     return DPT_OK;
-bad:
-    return dpt_error(DPT_ERR_CONFIG,
-                     "data.image_size = '%s': expected N or phases 'N,E:N,...' (size N from epoch E), e.g. 128,13:224",
-                     text);
 }
 
 const size_phase *run_phase_for_epoch(const run_ctx *r, int64_t epoch) {
@@ -116,11 +86,37 @@ int run_rank_cores(const comm_info *ci, char *why, size_t size) {
 }
 
 static dpt_status check_batch(const run_ctx *r) {
-    const dpt_config *cfg = r->cfg;
-    if (cfg->train.batch_size % r->ci->world != 0)
-        return dpt_error(DPT_ERR_CONFIG, "train.batch_size = %lld is not divisible by the %d ranks",
-                         (long long)cfg->train.batch_size, r->ci->world);
+    const cfg_phases *b = &r->cfg->train.batch_size;
+    for (int k = 0; k < b->n; k++)
+        if (b->value[k] % r->ci->world != 0) {
+            if (b->n == 1)
+                return dpt_error(DPT_ERR_CONFIG, "train.batch_size = %lld is not divisible by the %d ranks",
+                                 (long long)b->value[k], r->ci->world);
+            return dpt_error(DPT_ERR_CONFIG, "train.batch_size: %lld (from epoch %lld) is not divisible by the %d ranks",
+                             (long long)b->value[k], (long long)b->epoch[k], r->ci->world);
+        }
+    const int64_t group = r->cfg->model.bn_group;
+    if (group > 1 && r->ci->world > 1 && r->ci->world % group != 0)
+        return dpt_error(DPT_ERR_CONFIG, "model.bn_group = %lld does not divide the %d ranks", (long long)group,
+                         r->ci->world);
     return DPT_OK;
+}
+
+int64_t run_batch_for_epoch(const run_ctx *r, int64_t epoch) {
+    return cfg_phase_value(&r->cfg->train.batch_size, epoch, 0);
+}
+
+static void bn_reduce_fn(void *ctx, double *buf, int n) { comm_group_allreduce_sum_f64(ctx, buf, n); }
+
+/* A graph of the model for a per-rank batch and input size; cross-replica BatchNorm when the
+ * statistics group has more than one rank. */
+static nn_graph *build_graph(run_ctx *r, const model_spec *spec, int batch, dpt_status *st) {
+    nn_graph *g = nn_graph_create(r->be, batch);
+    if (r->bn_comm) nn_graph_set_bn_reduce(g, (be_reduce){bn_reduce_fn, r->bn_comm});
+    int logits = -1;
+    *st = model_build(g, spec, &logits);
+    if (*st == DPT_OK) *st = nn_graph_finalize(g, logits);
+    return g;
 }
 
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) {
@@ -131,8 +127,11 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     r->be->set_threads(r->threads);
     r->workers = resolve_workers(cfg, r->threads, r->workers_why, sizeof r->workers_why);
     if (!run_agree(check_batch(r))) return false;
-    r->global_batch = (int)cfg->train.batch_size;
+    r->global_batch = (int)run_batch_for_epoch(r, 0);
     r->local_batch = r->global_batch / r->ci->world;
+    int64_t group = cfg->model.bn_group == 0 ? r->ci->world : cfg->model.bn_group;
+    r->bn_group = (int)DPT_MIN(group, (int64_t)r->ci->world);
+    if (r->bn_group > 1) r->bn_comm = comm_group_create(r->bn_group);
 
     if (!run_agree(check_data_config(cfg))) return false;
     dataset_opts dopt = {.subset = cfg->data.train_subset,
@@ -143,16 +142,17 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     dopt.subset = cfg->data.test_subset;
     if (!run_agree(dataset_open_opts(&r->test, cfg->data.test, &dopt))) return false;
     const bool raw = r->train.storage == DS_RAW;
-    if (!run_agree(parse_size_phases(cfg->data.image_size, raw ? r->train.h : 0, raw ? r->train.w : 0, r->phases,
+    if (!run_agree(parse_size_phases(&cfg->data.image_size, raw ? r->train.h : 0, raw ? r->train.w : 0, r->phases,
                                      &r->nphases)))
         return false;
     const bool resized = cfg->data.random_resized_crop || !raw || r->nphases > 1 || r->phases[0].h != r->train.h ||
                          r->phases[0].w != r->train.w;
     if (!run_agree(dataset_check_compatible(&r->train, &r->test, resized))) return false;
     dpt_status st = DPT_OK;
-    if (need_train_split && r->train.n < r->global_batch)
-        st = dpt_error(DPT_ERR_CONFIG, "%s: %lld training samples are fewer than train.batch_size = %d", r->train.path,
-                       (long long)r->train.n, r->global_batch);
+    for (int k = 0; k < cfg->train.batch_size.n && st == DPT_OK; k++)
+        if (need_train_split && r->train.n < cfg->train.batch_size.value[k])
+            st = dpt_error(DPT_ERR_CONFIG, "%s: %lld training samples are fewer than train.batch_size = %lld",
+                           r->train.path, (long long)r->train.n, (long long)cfg->train.batch_size.value[k]);
     if (st == DPT_OK && cfg->model.in_channels && cfg->model.in_channels != r->train.c)
         st = dpt_error(DPT_ERR_CONFIG, "model.in_channels = %lld but %s has %d channels",
                        (long long)cfg->model.in_channels, r->train.path, r->train.c);
@@ -171,10 +171,7 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
         .batchnorm = strcmp(cfg->model.norm, "batch") == 0,
         .zero_init_residual = cfg->model.zero_init_residual,
     };
-    r->g = nn_graph_create(r->be, r->local_batch);
-    int logits = -1;
-    st = model_build(r->g, &r->spec, &logits);
-    if (st == DPT_OK) st = nn_graph_finalize(r->g, logits);
+    r->g = build_graph(r, &r->spec, r->local_batch, &st);
     if (!run_agree(st)) return false;
     nn_init_params(r->g, (uint64_t)cfg->train.seed);
     if (cfg->train.init_weights[0] && !run_agree(weights_load(r->g, cfg->train.init_weights))) return false;
@@ -196,8 +193,8 @@ void run_make_loaders(run_ctx *r, bool train) {
         .c = r->train.c,
         .h = r->train.h,
         .w = r->train.w,
-        .out_h = r->phases[0].h,
-        .out_w = r->phases[0].w,
+        .out_h = r->spec.height > 0 ? r->spec.height : r->phases[0].h,
+        .out_w = r->spec.width > 0 ? r->spec.width : r->phases[0].w,
         .rrc = cfg->data.random_resized_crop,
         .scale_min = (float)cfg->data.rrc_scale.v[0],
         .scale_max = (float)cfg->data.rrc_scale.v[1],
@@ -218,26 +215,36 @@ void run_make_loaders(run_ctx *r, bool train) {
     if (r->test.path[0]) r->eval_loader = loader_create(&r->test, &r->aug, &lo);
 }
 
-bool run_set_input_size(run_ctx *r, int h, int w) {
-    if (r->spec.height == h && r->spec.width == w) return false;
+bool run_reshape(run_ctx *r, int global_batch, int h, int w) {
+    if (r->spec.height == h && r->spec.width == w && r->global_batch == global_batch) return false;
+    const bool new_batch = r->global_batch != global_batch;
     model_spec spec = r->spec;
     spec.height = h;
     spec.width = w;
-    nn_graph *g = nn_graph_create(r->be, r->local_batch);
-    int logits = -1;
-    dpt_status st = model_build(g, &spec, &logits);
-    if (st == DPT_OK) st = nn_graph_finalize(g, logits);
-    DPT_CHECK_LIB("dptrain", st == DPT_OK, "run_set_input_size", "cannot rebuild %s for %dx%d input: %s", spec.name,
-                  h, w, dpt_error_message());
-    /* The parameter and buffer layouts do not depend on the input size. */
+    const int local = global_batch / r->ci->world;
+    dpt_status st;
+    nn_graph *g = build_graph(r, &spec, local, &st);
+    DPT_CHECK_LIB("dptrain", st == DPT_OK, "run_reshape", "cannot rebuild %s for batch %d of %dx%d: %s", spec.name,
+                  local, h, w, dpt_error_message());
+    /* The parameter and buffer layouts depend on neither the batch nor the input size. */
     DPT_CHECK(g->param_arena.size == r->g->param_arena.size && g->buffer_arena.size == r->g->buffer_arena.size);
     memcpy(g->param_arena.base, r->g->param_arena.base, g->param_arena.size);
     memcpy(g->buffer_arena.base, r->g->buffer_arena.base, g->buffer_arena.size);
     nn_graph_destroy(r->g);
     r->g = g;
     r->spec = spec;
-    if (r->train_loader) loader_set_size(r->train_loader, h, w);
-    if (r->eval_loader) loader_set_size(r->eval_loader, h, w);
+    r->global_batch = global_batch;
+    r->local_batch = local;
+    if (new_batch) { /* buffers are sized by the batch: new loaders */
+        const bool train = r->train_loader != NULL;
+        loader_destroy(r->train_loader);
+        loader_destroy(r->eval_loader);
+        r->train_loader = r->eval_loader = NULL;
+        run_make_loaders(r, train);
+    } else {
+        if (r->train_loader) loader_set_size(r->train_loader, h, w);
+        if (r->eval_loader) loader_set_size(r->eval_loader, h, w);
+    }
     return true;
 }
 
@@ -245,8 +252,9 @@ void run_teardown(run_ctx *r) {
     loader_destroy(r->train_loader);
     loader_destroy(r->eval_loader);
     comm_grad_sync_destroy(r->sync);
-    sgd_free(&r->sgd);
+    optimizer_free(&r->opt);
     nn_graph_destroy(r->g);
+    comm_group_destroy(r->bn_comm);
     dataset_close(&r->train);
     dataset_close(&r->test);
     free(r->node_param_start);
@@ -278,5 +286,13 @@ void run_banner(const run_ctx *r, const char *what) {
     log_info("  input      %s; %s; %d loader thread(s) per rank (%s)", sizes,
              r->aug.rrc ? "random-resized crop" : r->aug.crop_pad ? "padded random crop" : "no crop",
              r->workers, r->workers_why);
-    log_info("  batch      %d global, %d per rank", r->global_batch, r->local_batch);
+    char phases[256];
+    config_phases_text(&r->cfg->train.batch_size, phases, sizeof phases);
+    log_info("  batch      %d global, %d per rank%s%s%s", r->global_batch, r->local_batch,
+             r->cfg->train.batch_size.n > 1 ? " (phases " : "", r->cfg->train.batch_size.n > 1 ? phases : "",
+             r->cfg->train.batch_size.n > 1 ? ")" : "");
+    if (r->spec.batchnorm)
+        log_info("  batchnorm  %s", r->bn_group > 1 ? (r->bn_group == ci->world ? "cross-replica over all ranks"
+                                                                                 : "cross-replica in groups")
+                                                    : "per rank");
 }

@@ -10,9 +10,11 @@
 #include "dpt/data/loader.h"
 #include "dpt/models/models.h"
 #include "dpt/optim/schedule.h"
-#include "dpt/optim/sgd.h"
+#include "mllog.h"
+#include "tbevents.h"
+#include "dpt/optim/optimizer.h"
 
-#define MAX_SIZE_PHASES 16
+#define MAX_SIZE_PHASES CFG_LIST_MAX
 typedef struct size_phase {
     int64_t epoch; /* first epoch of the phase */
     int h, w;
@@ -25,7 +27,9 @@ typedef struct run_ctx {
     int threads;
     char threads_why[128];
     dpt_dataset train, test;
-    int local_batch, global_batch;
+    int local_batch, global_batch; /* of the current batch phase */
+    int bn_group;                  /* ranks per BatchNorm statistics group */
+    comm_group *bn_comm;           /* NULL: per-rank BatchNorm */
     int64_t steps_per_epoch, total_steps;
     nn_graph *g;
     model_spec spec;
@@ -38,9 +42,12 @@ typedef struct run_ctx {
     /* training only */
     comm_grad_sync *sync;
     int *node_param_start, *node_param_count; /* params registered by each node */
-    dpt_sgd sgd;
+    dpt_optimizer opt;
     dpt_schedule sched;
+    int64_t warmup_steps;
     FILE *metrics, *dawnbench;
+    mllog *mllog;
+    tb_writer *tb;
     char out_dir[1024];
 } run_ctx;
 
@@ -56,12 +63,15 @@ void run_teardown(run_ctx *r);
 void run_banner(const run_ctx *r, const char *what);
 /* The input size phase of an epoch. */
 const size_phase *run_phase_for_epoch(const run_ctx *r, int64_t epoch);
-/* Rebuilds the graph for another input size (progressive resizing), keeping parameters and
- * buffers, and points the loaders at the new size. Returns true when the size changed. */
-bool run_set_input_size(run_ctx *r, int h, int w);
+/* The global batch of an epoch (train.batch_size phases). */
+int64_t run_batch_for_epoch(const run_ctx *r, int64_t epoch);
+/* Rebuilds the graph for another global batch or input size (batch-size phases, progressive
+ * resizing), keeping parameters and buffers, and points the loaders at the new shape (new
+ * loaders when the batch changed). Returns true when anything changed. */
+bool run_reshape(run_ctx *r, int global_batch, int h, int w);
 
-/* Parses data.image_size into phases; stored_h/w when empty. */
-dpt_status parse_size_phases(const char *text, int stored_h, int stored_w, size_phase *out, int *n);
+/* The input-size phases of data.image_size; the stored size when unset. */
+dpt_status parse_size_phases(const cfg_phases *p, int stored_h, int stored_w, size_phase *out, int *n);
 
 /* Evaluation over the test split, split across ranks; every sample counted once. */
 typedef struct eval_result {
@@ -71,13 +81,22 @@ typedef struct eval_result {
 } eval_result;
 eval_result run_evaluate(run_ctx *r);
 
-/* Run directory outputs. */
+/* Run directory outputs (runlog.c): every function does nothing on ranks other than 0. */
+typedef struct run_result {
+    int64_t epochs;
+    bool reached;
+    double reached_at_s, final_top1, final_top5, best_top1;
+} run_result;
 dpt_status runlog_open(run_ctx *r);
 void runlog_close(run_ctx *r);
+void runlog_init_start(run_ctx *r);
+void runlog_run_start(run_ctx *r);
+void runlog_epoch(run_ctx *r, int64_t epoch, bool start);
+void runlog_eval_start(run_ctx *r, int64_t epoch);
 void runlog_train(run_ctx *r, int64_t step, double epoch, double loss, double lr, double momentum, double img_s,
                   double comm_exposed_ms, double elapsed_s);
 void runlog_eval(run_ctx *r, int64_t step, int64_t epoch, const eval_result *e, double elapsed_s);
-void runlog_summary(run_ctx *r, const char *json_fields);
+void runlog_summary(run_ctx *r, const run_result *res, const char *json_fields);
 
 /* Weight files (params/<name>, buffers/<name>). */
 dpt_status weights_save(const nn_graph *g, const char *path, const char *model, int64_t step, int64_t epoch);

@@ -17,6 +17,11 @@ expect_fail "bad value in file names file:line" "bad.ini:4: model.width = '-3'" 
 expect_fail "prep usage" "usage: dptrain prep idx" "$DPTRAIN" prep idx onlyone
 expect_fail "prep missing file" "/nonexistent-images.gz: cannot open" "$DPTRAIN" prep idx /nonexistent-images.gz /nonexistent-labels.gz -o "$TESTRUNS/x.h5"
 expect_fail "eval without weights" "missing --weights" "$DPTRAIN" eval "$CFG"
+# Every shipped config parses and validates: the run gets as far as opening its data.
+for c in "$SRC"/configs/*.ini; do
+    expect_fail "configs/$(basename "$c") validates" "/nonexistent/train.h5" \
+        "$DPTRAIN" train "$c" --out "$OUT" --set data.train=/nonexistent/train.h5
+done
 if "$DPTRAIN" info | grep -q "oneDNN"; then pass "info names the CPU kernels"; else fail "info"; fi
 if "$DPTRAIN" info --config-keys | grep -q '`optim.lr`'; then pass "info --config-keys"; else fail "config keys"; fi
 finish

@@ -13,7 +13,37 @@ int main(void) {
     dpt_config c;
     config_defaults(&c);
     TU_CHECK(!strcmp(c.model.name, "resnet9"), "default model %s", c.model.name);
-    TU_CHECK(c.train.batch_size == 512, "default batch %lld", (long long)c.train.batch_size);
+    TU_CHECK(c.train.batch_size.n == 1 && c.train.batch_size.value[0] == 512, "default batch %lld",
+             (long long)c.train.batch_size.value[0]);
+    TU_CHECK(c.data.image_size.n == 0, "image_size unset by default");
+
+    /* Phases: a value per epoch range. */
+    TU_CHECK(config_apply_override(&c, "train.batch_size=256, 10:1024,20:4096") == DPT_OK, "phases: %s",
+             dpt_error_message());
+    TU_CHECK(c.train.batch_size.n == 3 && c.train.batch_size.epoch[1] == 10 && c.train.batch_size.value[2] == 4096,
+             "phases parsed");
+    TU_CHECK(cfg_phase_value(&c.train.batch_size, 0, 0) == 256 && cfg_phase_value(&c.train.batch_size, 9, 0) == 256 &&
+                 cfg_phase_value(&c.train.batch_size, 10, 0) == 1024 && cfg_phase_value(&c.train.batch_size, 99, 0) == 4096,
+             "phase lookup");
+    char text[128];
+    config_phases_text(&c.train.batch_size, text, sizeof text);
+    TU_CHECK(!strcmp(text, "256,10:1024,20:4096"), "phases written back as %s", text);
+    TU_CHECK(config_apply_override(&c, "train.batch_size=256,10:1024,5:2048") == DPT_ERR_CONFIG &&
+                 tu_contains(dpt_error_message(), "phase epochs must increase (5 after 10)"),
+             "phases out of order: %s", dpt_error_message());
+    TU_CHECK(config_apply_override(&c, "train.batch_size=3:256") == DPT_ERR_CONFIG &&
+                 tu_contains(dpt_error_message(), "first phase must start at epoch 0"),
+             "first phase: %s", dpt_error_message());
+    TU_CHECK(config_apply_override(&c, "train.batch_size=256,x:5") == DPT_ERR_CONFIG &&
+                 tu_contains(dpt_error_message(), "train.batch_size = '256,x:5'"),
+             "malformed phases: %s", dpt_error_message());
+    TU_CHECK(config_apply_override(&c, "train.batch_size=256,4:0") == DPT_ERR_CONFIG &&
+                 tu_contains(dpt_error_message(), "value 0 out of range"),
+             "phase value range: %s", dpt_error_message());
+    TU_CHECK(config_apply_override(&c, "train.batch_size=") == DPT_ERR_CONFIG, "empty batch accepted");
+    TU_CHECK(config_apply_override(&c, "data.image_size=") == DPT_OK && c.data.image_size.n == 0,
+             "empty image_size (stored size) rejected");
+    config_defaults(&c);
     TU_CHECK(c.schedule.milestones.n == 3 && c.schedule.milestones.v[2] == 80, "default milestones");
 
     /* A valid file with comments, whitespace and every type. */

@@ -23,11 +23,23 @@ typedef struct be_conv_desc {
     bool bias;
 } be_conv_desc;
 
+/* Sums `n` doubles in place across a group of ranks (cross-replica BatchNorm). The back end
+ * knows no ranks: the caller (train/, through comm/) provides the reduction. */
+typedef struct be_reduce {
+    void (*fn)(void *ctx, double *buf, int n);
+    void *ctx;
+} be_reduce;
+
 typedef struct be_bn_desc {
     int n, c, h, w;
     float eps;
     float momentum; /* running = (1 - momentum) * running + momentum * batch (PyTorch's convention) */
     bool relu;      /* fused ReLU after the affine transform */
+    /* Cross-replica (synchronous) BatchNorm when reduce.fn is set: the batch statistics are
+     * those of the whole group's batch (per-channel sums and sums of squares reduced), and
+     * backward reduces its two per-channel sums so that dx is the gradient through the group's
+     * statistics. dgamma and dbeta stay this rank's own sums: the gradient allreduce adds them. */
+    be_reduce reduce;
 } be_bn_desc;
 
 typedef enum be_pool_kind { POOL_MAX = 0, POOL_AVG } be_pool_kind;
@@ -123,6 +135,11 @@ typedef struct dpt_backend {
     /* SGD with momentum (PyTorch's form): g = s*grad + wd*w; v = mu*v + g;
      * w -= lr * (nesterov ? g + mu*v : v). */
     void (*sgd_update)(float *w, float *v, const float *grad, int64_t n, const be_sgd_args *a);
+    /* Momentum with the lr inside the velocity (LARS; a->lr already holds lr * trust ratio):
+     * g = s*grad + wd*w; v = mu*v + lr*g; w -= nesterov ? mu*v + lr*g : v. */
+    void (*lars_update)(float *w, float *v, const float *grad, int64_t n, const be_sgd_args *a);
+    /* Sum of x[i]^2, accumulated in double (LARS norms). */
+    double (*sum_squares)(const float *x, int64_t n);
 
     /* Memory: device buffers for arenas; copies between host and device. */
     void *(*mem_alloc)(size_t bytes);

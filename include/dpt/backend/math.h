@@ -18,6 +18,14 @@ DPT_HD static inline void math_sgd(float *w, float *v, float grad, float s, floa
     *w -= lr * (nesterov ? g + mu * vn : vn);
 }
 
+DPT_HD static inline void math_lars(float *w, float *v, float grad, float s, float lr, float mu, float wd,
+                                    bool nesterov) {
+    float g = lr * (s * grad + wd * (*w));
+    float vn = mu * (*v) + g;
+    *v = vn;
+    *w -= nesterov ? mu * vn + g : vn;
+}
+
 /* Softmax cross-entropy of one row with label smoothing eps over k classes:
  * target q = (1 - eps) * onehot(label) + eps / k. Writes dlogits = scale * (softmax - q) and
  * returns the loss -sum(q * log softmax). */

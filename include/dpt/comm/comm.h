@@ -35,6 +35,14 @@ void comm_allgather_u64(uint64_t value, uint64_t *out);
  * Used at set-up so that one rank's bad input stops every rank with one message. */
 int comm_agree(dpt_status s);
 
+/* Groups of `size` consecutive ranks (0: all ranks) with their own collectives: the
+ * statistics groups of cross-replica BatchNorm. Collective: every rank calls it. */
+typedef struct comm_group comm_group;
+comm_group *comm_group_create(int size);
+void comm_group_destroy(comm_group *g);
+/* In-place sum over the group's ranks. */
+void comm_group_allreduce_sum_f64(comm_group *g, double *buf, int n);
+
 /* Gradient synchronisation: gradients live in one arena laid out like the parameters, and are
  * grouped into buckets in the reverse of the registration (= forward) order, the order backward
  * produces them. A bucket's allreduce (sum, in place) starts as soon as its last gradient is

@@ -17,9 +17,26 @@ typedef struct cfg_list {
     double v[CFG_LIST_MAX];
 } cfg_list;
 
+/* A value that changes at given epochs: "V" or "V,E:V,E:V" (value V from epoch E on). The first
+ * phase starts at epoch 0 and epochs increase. n == 0: unset (only where the default is empty). */
+typedef struct cfg_phases {
+    int n;
+    int64_t epoch[CFG_LIST_MAX];
+    int64_t value[CFG_LIST_MAX];
+} cfg_phases;
+
+/* The value of the phase that contains `epoch` (0-based); `dflt` when unset. */
+static inline int64_t cfg_phase_value(const cfg_phases *p, int64_t epoch, int64_t dflt) {
+    if (p->n == 0) return dflt;
+    int k = 0;
+    while (k + 1 < p->n && p->epoch[k + 1] <= epoch) k++;
+    return p->value[k];
+}
+
 typedef struct dpt_config {
     struct {
         char name[32];          /* resnet9 | resnet18 | resnet50 */
+        int64_t bn_group;       /* ranks per BatchNorm statistics group: 1 local, 0 all */
         int64_t width;          /* resnet9: channels of the prep layer (x2, x4, x8 after) */
         int64_t in_channels;    /* 0: from the training data */
         int64_t num_classes;    /* 0: from the training data */
@@ -36,7 +53,7 @@ typedef struct dpt_config {
         int64_t test_subset;
         int64_t workers;
         int64_t prefetch;
-        char image_size[CFG_STR_MAX]; /* "", "N" or phases "N,E:N,..." */
+        cfg_phases image_size; /* unset: the stored size */
         bool random_resized_crop;
         cfg_list rrc_scale;
         cfg_list rrc_ratio;
@@ -45,15 +62,18 @@ typedef struct dpt_config {
         int64_t cache_mb;
     } data;
     struct {
-        char name[16]; /* sgd */
+        char name[16]; /* sgd | lars */
         double lr;
         double momentum;
         bool nesterov;
         double weight_decay;
         bool decay_bn_bias;
+        double lars_trust;
+        double lars_eps;
+        bool lars_exclude_bn_bias;
     } optim;
     struct {
-        char name[16]; /* constant | step | cosine | onecycle */
+        char name[16]; /* constant | step | cosine | onecycle | poly */
         bool scale_lr;
         double reference_batch;
         double warmup_epochs;
@@ -65,10 +85,11 @@ typedef struct dpt_config {
         bool cycle_momentum;
         double momentum_min;
         double momentum_max;
+        double poly_power;
     } schedule;
     struct {
         int64_t epochs;
-        int64_t batch_size;
+        cfg_phases batch_size; /* global batch, per epoch phase */
         int64_t seed;
         double target_accuracy;
         double label_smoothing;
@@ -81,13 +102,25 @@ typedef struct dpt_config {
         bool save_weights;
         char progress[16]; /* auto | bar | lines | off */
         char init_weights[CFG_STR_MAX];
+        bool tensorboard;
     } train;
+    struct { /* who and what a run reports, for dawnbench.json and mllog.txt */
+        char author[128];
+        char author_email[128];
+        char hardware[256];
+        double cost_per_hour;
+        char code_url[256];
+        char org[128];
+        char division[16]; /* open | closed */
+        char status[16];   /* onprem | cloud | research | preview */
+        char benchmark[32];
+    } submission;
     struct {
         double bucket_mb;
     } comm;
 } dpt_config;
 
-typedef enum cfg_type { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_ENUM, CFG_FLOAT_LIST } cfg_type;
+typedef enum cfg_type { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_ENUM, CFG_FLOAT_LIST, CFG_PHASES } cfg_type;
 
 typedef struct cfg_key {
     const char *section;
@@ -96,7 +129,7 @@ typedef struct cfg_key {
     size_t offset;       /* into dpt_config */
     size_t size;         /* string capacity */
     const char *def;     /* default, as text */
-    double min, max;     /* numeric range (each element for lists) */
+    double min, max;     /* numeric range (each element for lists and phases) */
     bool min_open;       /* min itself not allowed */
     const char *choices; /* enum: "a|b|c" */
     const char *help;
@@ -115,6 +148,8 @@ dpt_status config_set(dpt_config *c, const char *section, const char *key, const
 /* Writes every key, resolved, as an INI file. */
 dpt_status config_write(const dpt_config *c, const char *path);
 void config_write_stream(const dpt_config *c, FILE *f);
+/* "512,10:1024" */
+void config_phases_text(const cfg_phases *p, char *buf, size_t size);
 /* Prints the schema: every key, its type, default, range and help. */
 void config_print_schema(FILE *f);
 

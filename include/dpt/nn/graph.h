@@ -95,6 +95,7 @@ typedef struct nn_graph {
     int input, logits;
     dpt_arena param_arena, grad_arena, buffer_arena, act_arena;
     dpt_tensor losses; /* (N) per-sample loss */
+    be_reduce bn_reduce; /* cross-replica BatchNorm (nn_graph_set_bn_reduce) */
     bool finalized;
     /* Per-node timing (nn_graph_profile): seconds summed over calls. */
     bool profile;
@@ -120,6 +121,9 @@ int nn_global_pool(nn_graph *g, int x, be_pool_kind kind);
 int nn_linear(nn_graph *g, const char *name, int x, int out_features, bool bias);
 int nn_add(nn_graph *g, int a, int b, bool relu);
 int nn_scale(nn_graph *g, int x, float alpha);
+/* Cross-replica BatchNorm: every BatchNorm computes its batch statistics over the group that
+ * `reduce` sums across (see be_bn_desc). Before nn_graph_finalize. */
+void nn_graph_set_bn_reduce(nn_graph *g, be_reduce reduce);
 /* Marks x as the logits (N, classes) and plans memory, creates the back-end ops. */
 dpt_status nn_graph_finalize(nn_graph *g, int logits);
 

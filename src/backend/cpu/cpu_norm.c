@@ -7,6 +7,9 @@
  * PyTorch's by 1e-2 (tests/torch_parity.py). Here sums run in float over blocks of 16 pixels,
  * shifted by the channel's first value, and in double across blocks.
  *
+ * Cross-replica BatchNorm (desc->reduce set) reduces the per-channel sums of the forward
+ * statistics and of backward across the group; see backend.h.
+ *
  * Running statistics follow PyTorch: running = (1 - m) * running + m * batch, with the unbiased
  * variance. The ReLU mask in backward comes from the forward output (out > 0). */
 #include <math.h>
@@ -26,6 +29,8 @@ typedef struct bn_op {
     float *fblk;  /* (threads, 2, C) block sums */
     float *a, *b, *k; /* per-channel coefficients (C) */
     double *sums;     /* (2, C) channel sums of the last pass */
+    double *red;      /* (2C + 1) cross-replica reduction buffer */
+    double count;     /* values per channel behind the last batch statistics (all ranks) */
 } bn_op;
 
 static void bn_destroy(be_op *op) {
@@ -36,6 +41,7 @@ static void bn_destroy(be_op *op) {
     free(o->b);
     free(o->k);
     free(o->sums);
+    free(o->red);
     free(o);
 }
 
@@ -52,6 +58,7 @@ static be_op *bn_create(const be_bn_desc *d, dpt_layout layout) {
     o->b = cpu_buffer((size_t)d->c * sizeof(float));
     o->k = cpu_buffer((size_t)d->c * sizeof(float));
     o->sums = cpu_buffer((size_t)2 * d->c * sizeof(double));
+    o->red = cpu_buffer((size_t)(2 * d->c + 1) * sizeof(double));
     return &o->base;
 }
 
@@ -146,10 +153,30 @@ static void bn_forward_train(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, 
     memcpy(o->k, x, (size_t)C * sizeof(float));
     double *s0 = o->sums, *s1 = o->sums + C;
     channel_sums(o, x, NULL, NULL, false, false, s0, s1);
-    const double m = o->d.momentum, unbias = P > 1 ? (double)P / (double)(P - 1) : 1.0;
+    double N = (double)P;
+    if (o->d.reduce.fn) {
+        /* Ranks shift by different k: reduce unshifted sums (double keeps sum(x^2) exact enough:
+         * the cancellation costs mean^2/var * 1e-16 relative). */
+        double *r = o->red;
+        for (int c = 0; c < C; c++) {
+            double k = o->k[c];
+            r[c] = s0[c] + N * k;
+            r[C + c] = s1[c] + 2.0 * k * s0[c] + N * k * k;
+        }
+        r[2 * C] = N;
+        o->d.reduce.fn(o->d.reduce.ctx, r, 2 * C + 1);
+        N = r[2 * C];
+        for (int c = 0; c < C; c++) {
+            o->k[c] = 0.0f;
+            s0[c] = r[c];
+            s1[c] = r[C + c];
+        }
+    }
+    o->count = N;
+    const double m = o->d.momentum, unbias = N > 1 ? N / (N - 1) : 1.0;
     for (int c = 0; c < C; c++) {
-        double mu_shift = s0[c] / (double)P;
-        double v = s1[c] / (double)P - mu_shift * mu_shift;
+        double mu_shift = s0[c] / N;
+        double v = s1[c] / N - mu_shift * mu_shift;
         if (v < 0.0) v = 0.0;
         double mu = (double)o->k[c] + mu_shift;
         mean[c] = (float)mu;
@@ -191,18 +218,26 @@ static void bn_backward(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor 
     memcpy(o->k, mean, (size_t)C * sizeof(float));
     double *sg = o->sums, *sgx = o->sums + C;
     channel_sums(o, x, dy, y, relu, true, sg, sgx);
-    /* dx = a*g + b*x + c0 with a = gamma*inv, b = -gamma*inv^3*sum(g*(x-mean))/P,
-     * c0 = -a*sum(g)/P - b*mean. */
-    float *ca = o->a, *cb = o->b, *c0 = o->k;
     for (int c = 0; c < C; c++) {
         double inv = 1.0 / sqrt((double)var[c] + (double)o->d.eps);
         double dgam = sgx[c] * inv, dbet = sg[c];
         dg[c] = param_accumulate ? dg[c] + (float)dgam : (float)dgam;
         db[c] = param_accumulate ? db[c] + (float)dbet : (float)dbet;
-        double a = g[c] * inv, b = -g[c] * inv * inv * inv * sgx[c] / (double)P;
+    }
+    double N = (double)P;
+    if (o->d.reduce.fn) { /* dx goes through the group's statistics: the group's sums */
+        o->d.reduce.fn(o->d.reduce.ctx, o->sums, 2 * C);
+        N = o->count;
+    }
+    /* dx = a*g + b*x + c0 with a = gamma*inv, b = -gamma*inv^3*sum(g*(x-mean))/N,
+     * c0 = -a*sum(g)/N - b*mean. */
+    float *ca = o->a, *cb = o->b, *c0 = o->k;
+    for (int c = 0; c < C; c++) {
+        double inv = 1.0 / sqrt((double)var[c] + (double)o->d.eps);
+        double a = g[c] * inv, b = -g[c] * inv * inv * inv * sgx[c] / N;
         ca[c] = (float)a;
         cb[c] = (float)b;
-        c0[c] = (float)(-a * sg[c] / (double)P - b * mean[c]);
+        c0[c] = (float)(-a * sg[c] / N - b * mean[c]);
     }
     float *dx = din->data;
     /* Without ReLU, compare x against -inf: every element kept. */
