@@ -17,7 +17,6 @@ void optimizer_init(dpt_optimizer *o, const nn_graph *g, const dpt_config *cfg) 
     o->lars_trust = (float)cfg->optim.lars_trust;
     o->lars_eps = (float)cfg->optim.lars_eps;
     o->lars_exclude_bn_bias = cfg->optim.lars_exclude_bn_bias;
-    o->nparams = g->nparams;
     o->trust = dpt_xcalloc((size_t)g->nparams, sizeof(float));
     for (int i = 0; i < g->nparams; i++) o->trust[i] = 1.0f;
 }

@@ -25,8 +25,7 @@ typedef struct dpt_optimizer {
     bool decay_bn_bias;
     float lars_trust, lars_eps;
     bool lars_exclude_bn_bias;
-    float *trust; /* LARS: each parameter's trust ratio at the last step (nparams) */
-    int nparams;
+    float *trust; /* LARS: each parameter's trust ratio at the last step (one per parameter) */
     const dpt_backend *be;
 } dpt_optimizer;
 
