@@ -54,9 +54,8 @@ dpt_status parse_size_phases(const cfg_phases *p, int stored_h, int stored_w, si
 }
 
 const size_phase *run_phase_for_epoch(const run_ctx *r, int64_t epoch) {
-    int k = 0;
-    while (k + 1 < r->nphases && r->phases[k + 1].epoch <= epoch) k++;
-    return &r->phases[k];
+    /* r->phases mirrors data.image_size (one stored-size phase when it is unset). */
+    return &r->phases[cfg_phase_index(&r->cfg->data.image_size, epoch)];
 }
 
 static dpt_status check_data_config(const dpt_config *cfg) {

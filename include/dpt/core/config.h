@@ -25,12 +25,16 @@ typedef struct cfg_phases {
     int64_t value[CFG_LIST_MAX];
 } cfg_phases;
 
-/* The value of the phase that contains `epoch` (0-based); `dflt` when unset. */
-static inline int64_t cfg_phase_value(const cfg_phases *p, int64_t epoch, int64_t dflt) {
-    if (p->n == 0) return dflt;
+/* The phase that contains `epoch` (0-based); 0 when unset. */
+static inline int cfg_phase_index(const cfg_phases *p, int64_t epoch) {
     int k = 0;
     while (k + 1 < p->n && p->epoch[k + 1] <= epoch) k++;
-    return p->value[k];
+    return k;
+}
+
+/* The value of the phase that contains `epoch`; `dflt` when unset. */
+static inline int64_t cfg_phase_value(const cfg_phases *p, int64_t epoch, int64_t dflt) {
+    return p->n == 0 ? dflt : p->value[cfg_phase_index(p, epoch)];
 }
 
 typedef struct dpt_config {
