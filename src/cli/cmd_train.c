@@ -13,6 +13,7 @@ typedef struct run_args {
     const char *config;
     const char *out;
     const char *weights;
+    const char *resume;
     const char *sets[256];
     int nsets;
     int batches, repeats; /* bench loader */
@@ -30,8 +31,12 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
         } else if (!strcmp(s, "--out") && !strcmp(cmd, "train")) {
             if (!has_value) return dpt_error(DPT_ERR_ARG, "--out needs a directory");
             a->out = argv[++i];
-        } else if (!strcmp(s, "--weights") && !strcmp(cmd, "eval")) {
-            if (!has_value) return dpt_error(DPT_ERR_ARG, "--weights needs a file");
+        } else if (!strcmp(s, "--resume") && !strcmp(cmd, "train")) {
+            if (!has_value) return dpt_error(DPT_ERR_ARG, "--resume needs 'auto' or a checkpoint file");
+            a->resume = argv[++i];
+        } else if ((!strcmp(s, "--weights") || !strcmp(s, "--checkpoint")) && !strcmp(cmd, "eval")) {
+            if (!has_value) return dpt_error(DPT_ERR_ARG, "%s needs a file", s);
+            if (a->weights) return dpt_error(DPT_ERR_ARG, "eval: give one of --weights and --checkpoint");
             a->weights = argv[++i];
         } else if ((!strcmp(s, "--batches") || !strcmp(s, "--repeats")) && !strcmp(cmd, "bench loader")) {
             int v = has_value ? atoi(argv[i + 1]) : 0;
@@ -48,7 +53,8 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
     }
     if (!a->config) return dpt_error(DPT_ERR_ARG, "%s: missing CONFIG file (e.g. configs/fashion-resnet9.ini)", cmd);
     if (!strcmp(cmd, "train") && !a->out) return dpt_error(DPT_ERR_ARG, "train: missing --out DIR (the run directory)");
-    if (!strcmp(cmd, "eval") && !a->weights) return dpt_error(DPT_ERR_ARG, "eval: missing --weights FILE");
+    if (!strcmp(cmd, "eval") && !a->weights)
+        return dpt_error(DPT_ERR_ARG, "eval: missing --weights FILE or --checkpoint FILE");
     return DPT_OK;
 }
 
@@ -72,10 +78,12 @@ static int run(int argc, char **argv, const char *cmd) {
         if (bad == comm_get()->rank) log_error("%s", dpt_error_message());
         rc = st == DPT_ERR_ARG ? 2 : 1;
     } else if (!strcmp(cmd, "train")) {
-        rc = train_classifier(&cfg, a.out);
+        comm_set_timeout(cfg.comm.timeout_s);
+        rc = train_classifier(&cfg, a.out, a.resume);
     } else if (!strcmp(cmd, "bench loader")) {
         rc = bench_loader(&cfg, a.batches ? a.batches : 40, a.repeats ? a.repeats : 3);
     } else {
+        comm_set_timeout(cfg.comm.timeout_s);
         rc = eval_classifier(&cfg, a.weights);
     }
     comm_finalize();

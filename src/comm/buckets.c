@@ -1,4 +1,6 @@
-/* Bucketed gradient allreduce, overlapped with backward (MPI_Iallreduce). */
+/* Bucketed gradient allreduce, overlapped with backward (MPI_Iallreduce). Each bucket is waited
+ * for on its own, so that a stall report names the bucket. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "comm_internal.h"
@@ -9,6 +11,7 @@ typedef struct bucket {
     size_t begin, end;  /* bytes into the gradient arena */
     int remaining;      /* gradients not yet final this step */
     bool started;
+    uint64_t seq;       /* its collective number this step, for stall reports */
     MPI_Request req;
 } bucket;
 
@@ -77,6 +80,7 @@ static void start(comm_grad_sync *s, bucket *bk) {
     /* The span includes the alignment gaps between parameters: they hold zeros on every rank. */
     int count = (int)((bk->end - bk->begin) / sizeof(float));
     float *p = (float *)((char *)s->base + bk->begin);
+    bk->seq = comm_next_seq();
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &bk->req));
     bk->started = true;
     s->outstanding++;
@@ -107,7 +111,10 @@ double comm_grad_wait(comm_grad_sync *s) {
     double t0 = timer_now();
     for (int i = 0; i < s->nb; i++) {
         DPT_CHECK_LIB("comm", s->b[i].started, "comm_grad_wait", "bucket %d never became ready", i);
-        if (s->b[i].req != MPI_REQUEST_NULL) MPI_CHECK(MPI_Wait(&s->b[i].req, MPI_STATUS_IGNORE));
+        if (s->b[i].req == MPI_REQUEST_NULL) continue;
+        char what[32];
+        snprintf(what, sizeof what, "gradient bucket %d", i);
+        comm_wait(&s->b[i].req, 1, s->b[i].seq, what);
     }
     s->outstanding = 0;
     return timer_now() - t0;

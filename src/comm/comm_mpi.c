@@ -1,4 +1,5 @@
-/* MPI back end: initialisation, topology and the blocking collectives. */
+/* MPI back end: initialisation, topology and the collectives. Each collective is issued in its
+ * non-blocking form and completed by comm_wait (watchdog.c), which enforces comm.timeout_s. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@ static comm_info info;
 static bool initialised;
 
 static void abort_all(int code) {
-    if (initialised) MPI_Abort(MPI_COMM_WORLD, code);
+    if (initialised) comm_abort_bounded(code);
 }
 
 void comm_init(int *argc, char ***argv) {
@@ -45,6 +46,7 @@ void comm_init(int *argc, char ***argv) {
     if (comma) *comma = '\0';
     dpt_error_set_identity(info.rank, info.host);
     dpt_error_set_abort_hook(abort_all);
+    comm_watchdog_init(&info);
     log_init(info.rank);
 }
 
@@ -52,60 +54,132 @@ const comm_info *comm_get(void) { return &info; }
 
 void comm_finalize(void) {
     if (!initialised) return;
+    comm_watchdog_finalize();
     MPI_Finalize();
     initialised = false;
 }
 
-void comm_abort(int code) {
-    fflush(stdout);
-    fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, code);
-    _exit(code); /* not reached */
+void comm_abort(int code) { comm_abort_bounded(code); }
+
+/* One request, issued as collective number seq: wait for it. */
+static void wait1(MPI_Request req, uint64_t seq, const char *what) { comm_wait(&req, 1, seq, what); }
+
+static void allreduce(void *buf, int n, MPI_Datatype type, MPI_Op op, MPI_Comm c, const char *what) {
+    uint64_t seq = comm_next_seq();
+    MPI_Request req;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, type, op, c, &req));
+    wait1(req, seq, what);
 }
 
-void comm_barrier(void) { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+void comm_barrier(void) {
+    uint64_t seq = comm_next_seq();
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+    wait1(req, seq, "barrier");
+}
 
 void comm_bcast(void *buf, size_t bytes, int root) {
-    /* MPI counts are int: send large buffers in pieces. */
-    const size_t piece = (size_t)1 << 30;
+    /* MPI counts are int: large buffers go in pieces, one collective number for all of them. */
+    uint64_t seq = comm_next_seq();
+    const size_t piece = (size_t)DPT_COMM_PIECE_BYTES;
     for (size_t off = 0; off < bytes; off += piece) {
         size_t n = bytes - off < piece ? bytes - off : piece;
-        MPI_CHECK(MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD));
+        MPI_Request req;
+        MPI_CHECK(MPI_Ibcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD, &req));
+        wait1(req, seq, "broadcast");
     }
 }
 
-void comm_allreduce_sum_f64(double *buf, int n) {
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-}
+void comm_allreduce_sum_f64(double *buf, int n) { allreduce(buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, "allreduce"); }
 
 void comm_allreduce_sum_f32(float *buf, int64_t n) {
-    const int64_t piece = (int64_t)1 << 28;
+    uint64_t seq = comm_next_seq();
+    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(float);
     for (int64_t off = 0; off < n; off += piece) {
         int cnt = (int)(n - off < piece ? n - off : piece);
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        MPI_Request req;
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+        wait1(req, seq, "allreduce");
     }
 }
 
 void comm_allreduce_sum_i64(int64_t *buf, int n) {
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+    allreduce(buf, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, "allreduce");
 }
 
-void comm_allreduce_max_f64(double *buf, int n) {
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+void comm_allreduce_max_f64(double *buf, int n) { allreduce(buf, n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD, "allreduce"); }
+
+void comm_allreduce_min_i64(int64_t *buf, int n) {
+    allreduce(buf, n, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD, "allreduce");
 }
 
 void comm_allgather_u64(uint64_t value, uint64_t *out) {
-    MPI_CHECK(MPI_Allgather(&value, 1, MPI_UINT64_T, out, 1, MPI_UINT64_T, MPI_COMM_WORLD));
+    uint64_t seq = comm_next_seq();
+    MPI_Request req;
+    MPI_CHECK(MPI_Iallgather(&value, 1, MPI_UINT64_T, out, 1, MPI_UINT64_T, MPI_COMM_WORLD, &req));
+    wait1(req, seq, "allgather");
+}
+
+/* Piece [off, off + cnt) of every rank's n floats, as one element whose extent is n floats: rank
+ * r's piece then lands at r * n + off, so pieces need no copies. */
+static MPI_Datatype strided_piece(int cnt, int64_t n) {
+    MPI_Datatype piece, strided;
+    MPI_CHECK(MPI_Type_contiguous(cnt, MPI_FLOAT, &piece));
+    MPI_CHECK(MPI_Type_create_resized(piece, 0, (MPI_Aint)n * (MPI_Aint)sizeof(float), &strided));
+    MPI_CHECK(MPI_Type_commit(&strided));
+    MPI_CHECK(MPI_Type_free(&piece));
+    return strided;
+}
+
+void comm_gather_f32(const float *send, int64_t n, float *recv, int root) {
+    DPT_CHECK_LIB("comm", root >= 0 && root < info.world && n >= 0, "comm_gather_f32", "root %d, n %lld", root,
+                  (long long)n);
+    uint64_t seq = comm_next_seq();
+    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(float);
+    bool is_root = info.rank == root;
+    for (int64_t off = 0; off < n; off += piece) {
+        int cnt = (int)(n - off < piece ? n - off : piece);
+        /* One piece needs no derived type; the receive type matters on the root only. */
+        MPI_Datatype rtype = n <= piece || !is_root ? MPI_FLOAT : strided_piece(cnt, n);
+        int rcount = rtype == MPI_FLOAT ? cnt : 1;
+        MPI_Request req;
+        MPI_CHECK(MPI_Igather(send + off, cnt, MPI_FLOAT, is_root ? recv + off : NULL, rcount, rtype, root,
+                              MPI_COMM_WORLD, &req));
+        wait1(req, seq, "gather");
+        if (rtype != MPI_FLOAT) MPI_CHECK(MPI_Type_free(&rtype));
+    }
+}
+
+void comm_scatter_f32(const float *send, float *recv, int64_t n, int root) {
+    DPT_CHECK_LIB("comm", root >= 0 && root < info.world && n >= 0, "comm_scatter_f32", "root %d, n %lld", root,
+                  (long long)n);
+    uint64_t seq = comm_next_seq();
+    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(float);
+    bool is_root = info.rank == root;
+    for (int64_t off = 0; off < n; off += piece) {
+        int cnt = (int)(n - off < piece ? n - off : piece);
+        MPI_Datatype stype = n <= piece || !is_root ? MPI_FLOAT : strided_piece(cnt, n);
+        int scount = stype == MPI_FLOAT ? cnt : 1;
+        MPI_Request req;
+        MPI_CHECK(MPI_Iscatter(is_root ? send + off : NULL, scount, stype, recv + off, cnt, MPI_FLOAT, root,
+                               MPI_COMM_WORLD, &req));
+        wait1(req, seq, "scatter");
+        if (stype != MPI_FLOAT) MPI_CHECK(MPI_Type_free(&stype));
+    }
 }
 
 int comm_agree(dpt_status s) {
     int mine = s == DPT_OK ? INT_MAX : info.rank, lowest = INT_MAX;
-    MPI_CHECK(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    uint64_t seq = comm_next_seq();
+    MPI_Request req;
+    MPI_CHECK(MPI_Iallreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &req));
+    wait1(req, seq, "agreement");
     return lowest == INT_MAX ? -1 : lowest;
 }
 
 struct comm_group {
     MPI_Comm comm;
+    char what[48]; /* the label of its collectives in stall reports */
 };
 
 comm_group *comm_group_create(int size) {
@@ -115,6 +189,8 @@ comm_group *comm_group_create(int size) {
     comm_group *g = dpt_xcalloc(1, sizeof *g);
     MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, info.rank / size, info.rank, &g->comm));
     MPI_CHECK(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN));
+    int first = info.rank / size * size;
+    snprintf(g->what, sizeof g->what, "group allreduce (ranks %d-%d)", first, first + size - 1);
     return g;
 }
 
@@ -125,5 +201,5 @@ void comm_group_destroy(comm_group *g) {
 }
 
 void comm_group_allreduce_sum_f64(comm_group *g, double *buf, int n) {
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, g->comm));
+    allreduce(buf, n, MPI_DOUBLE, MPI_SUM, g->comm, g->what);
 }

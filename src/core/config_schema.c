@@ -131,6 +131,14 @@ static const cfg_key schema[] = {
      "start from the parameters and buffers of this weight file instead of a random initialisation"},
     {"train", "tensorboard", CFG_BOOL, F(train, tensorboard), "true", 0, 0, false, NULL,
      "write TensorBoard event files (loss, lr, img/s, top-1/top-5) into the run directory"},
+    {"train", "checkpoint_every", CFG_INT, F(train, checkpoint_every), "-1", -1, BIG, false, NULL,
+     "checkpoint every N steps into <out>/checkpoints (0: at the end of each epoch; -1: only on SIGTERM, "
+     "SIGUSR1 or SIGINT); best.h5 follows the best evaluation whenever checkpoints are on"},
+    {"train", "keep_checkpoints", CFG_INT, F(train, keep_checkpoints), "3", 1, 1000000, false, NULL,
+     "the newest checkpoints kept (older step_*.h5 are deleted; best.h5 is kept apart)"},
+    {"train", "max_skipped_steps", CFG_INT, F(train, max_skipped_steps), "10", 1, 1000000, false, NULL,
+     "a step with a non-finite loss or gradient on any rank is skipped on all ranks; this many in a row stop "
+     "the run"},
 
     {"submission", "author", CFG_STRING, F(submission, author), "", 0, 0, false, NULL,
      "dawnbench.json: author"},
@@ -153,6 +161,9 @@ static const cfg_key schema[] = {
 
     {"comm", "bucket_mb", CFG_FLOAT, F(comm, bucket_mb), "25", 0, 4096, false, NULL,
      "gradient bucket size for the overlapped allreduce (0: one bucket per parameter)"},
+    {"comm", "timeout_s", CFG_FLOAT, F(comm, timeout_s), "300", 0, 1e7, false, NULL,
+     "a rank that waits longer than this on a collective names the ranks that have not arrived and every "
+     "rank exits non-zero (0: wait forever)"},
 };
 
 const cfg_key *config_schema(size_t *count) {

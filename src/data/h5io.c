@@ -181,6 +181,41 @@ void h5_write_array(hid_t file, const char *path, hid_t file_type, hid_t mem_typ
     H5Pclose(lcpl);
 }
 
+void h5_write_f32_checksummed(hid_t file, const char *path, const float *data, int ndim, const int64_t *shape) {
+    DPT_CHECK(ndim >= 1 && ndim <= 8);
+    hsize_t dims[8], chunk[8];
+    size_t row = sizeof(float);
+    for (int i = 0; i < ndim; i++) {
+        dims[i] = chunk[i] = (hsize_t)shape[i];
+        if (i > 0) row *= (size_t)shape[i];
+    }
+    /* Slabs along the first axis of at most 16 MiB (a chunk must stay below 4 GiB). */
+    hsize_t rows = (hsize_t)DPT_MAX((size_t)1, ((size_t)16 << 20) / row);
+    chunk[0] = DPT_MAX((hsize_t)1, DPT_MIN(dims[0], rows));
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5_CHECK(H5Pset_chunk(dcpl, ndim, chunk));
+    H5_CHECK(H5Pset_fletcher32(dcpl));
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    hid_t d = H5Dcreate2(file, path, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
+    H5_CHECK(d);
+    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Pclose(lcpl);
+}
+
+hid_t h5_create_file_atomic_checksummed(const char *path, char *tmp_path, size_t tmp_size) {
+    snprintf(tmp_path, tmp_size, "%s.tmp.%d", path, (int)getpid());
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+    hid_t f = H5Fcreate(tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
 hid_t h5_create_file_atomic(const char *path, char *tmp_path, size_t tmp_size) {
     snprintf(tmp_path, tmp_size, "%s.tmp.%d", path, (int)getpid());
     return H5Fcreate(tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

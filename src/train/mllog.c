@@ -14,8 +14,8 @@ struct mllog {
     bool failed;
 };
 
-mllog *mllog_open(const char *path) {
-    FILE *f = fopen(path, "w");
+mllog *mllog_open(const char *path, bool append) {
+    FILE *f = fopen(path, append ? "a" : "w");
     if (!f) {
         dpt_error(DPT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
         return NULL;

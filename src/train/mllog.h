@@ -10,7 +10,7 @@
 typedef struct mllog mllog;
 
 /* NULL with dpt_error() set when the file cannot be created. */
-mllog *mllog_open(const char *path);
+mllog *mllog_open(const char *path, bool append);
 void mllog_close(mllog *m); /* NULL is fine */
 
 /* `value` is JSON text ("0.9", "true", "null", or a string made with mllog_str);

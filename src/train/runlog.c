@@ -46,25 +46,36 @@ static void hardware(const run_ctx *r, char *buf, size_t size) {
              r->ci->num_nodes);
 }
 
-dpt_status runlog_open(run_ctx *r) {
+dpt_status runlog_open(run_ctx *r, bool append) {
     if (r->ci->rank != 0) return DPT_OK;
+    const char *mode = append ? "a" : "w";
     char path[1200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", r->out_dir);
-    r->metrics = fopen(path, "w");
+    r->metrics = fopen(path, mode);
     if (!r->metrics) return dpt_error(DPT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     snprintf(path, sizeof path, "%s/dawnbench.tsv", r->out_dir);
-    r->dawnbench = fopen(path, "w");
+    r->dawnbench = fopen(path, mode);
     if (!r->dawnbench) return dpt_error(DPT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    fprintf(r->dawnbench, "epoch\thours\ttop1Accuracy\ttop5Accuracy\n");
+    fseek(r->dawnbench, 0, SEEK_END);
+    if (ftell(r->dawnbench) == 0) fprintf(r->dawnbench, "epoch\thours\ttop1Accuracy\ttop5Accuracy\n");
     fflush(r->dawnbench);
     snprintf(path, sizeof path, "%s/mllog.txt", r->out_dir);
-    r->mllog = mllog_open(path);
+    r->mllog = mllog_open(path, append);
     if (!r->mllog) return DPT_ERR_IO;
     if (r->cfg->train.tensorboard) {
         r->tb = tb_open(r->out_dir);
         if (!r->tb) return DPT_ERR_IO;
     }
     return DPT_OK;
+}
+
+void runlog_resume(run_ctx *r, int64_t step, const char *path) {
+    if (!r->metrics) return;
+    char p[1400];
+    json_string(p, sizeof p, path);
+    fprintf(r->metrics, "{\"type\": \"resume\", \"step\": %lld, \"checkpoint\": %s, \"world\": %d}\n", (long long)step,
+            p, r->ci->world);
+    fflush(r->metrics);
 }
 
 void runlog_close(run_ctx *r) {

@@ -87,7 +87,10 @@ typedef struct run_result {
     bool reached;
     double reached_at_s, final_top1, final_top5, best_top1;
 } run_result;
-dpt_status runlog_open(run_ctx *r);
+/* append: a resumed run goes on with the files of the run directory. */
+dpt_status runlog_open(run_ctx *r, bool append);
+/* A {"type": "resume"} line: the lines that follow continue from the checkpoint's step. */
+void runlog_resume(run_ctx *r, int64_t step, const char *path);
 void runlog_close(run_ctx *r);
 void runlog_init_start(run_ctx *r);
 void runlog_run_start(run_ctx *r);
@@ -101,6 +104,50 @@ void runlog_summary(run_ctx *r, const run_result *res, const char *json_fields);
 /* Weight files (params/<name>, buffers/<name>). */
 dpt_status weights_save(const nn_graph *g, const char *path, const char *model, int64_t step, int64_t epoch);
 dpt_status weights_load(nn_graph *g, const char *path);
+
+/* Checkpoints (checkpoint.c; layout in README "Checkpoints"). Every function is collective
+ * unless it says otherwise. */
+typedef struct ckpt_meta {
+    int64_t step;          /* steps done */
+    int64_t epoch;         /* the epoch to go on with (0-based) */
+    int64_t step_in_epoch; /* its steps already done; all of them: only its evaluation is left */
+    int64_t global_batch, world, seed;
+    int64_t skipped_steps; /* non-finite steps skipped so far */
+    int64_t best_epoch, reached_epoch;
+    int64_t finished, reached;
+    double elapsed_s; /* training time so far: time to accuracy goes on from it */
+    double best_top1, reached_at_s, lr, momentum, last_top1, last_top5;
+    char model[64], optimizer[64];
+} ckpt_meta;
+/* <out>/checkpoints and <out>/checkpoints/step_<8 digits>.h5 (any rank). */
+void ckpt_dir(const run_ctx *r, char *buf, size_t size);
+void ckpt_step_path(const run_ctx *r, int64_t step, char *buf, size_t size);
+/* The steps of the step checkpoints on disk, newest first (any rank; *steps malloc'ed). */
+int ckpt_list(const run_ctx *r, int64_t **steps);
+/* Deletes what a writer killed before its rename left behind (rank 0). */
+void ckpt_remove_temporaries(const run_ctx *r);
+/* Rank 0 gathers every rank's buffers and writes the file atomically. The status is rank 0's,
+ * on every rank (its message on rank 0). */
+dpt_status ckpt_save(run_ctx *r, const ckpt_meta *m, const char *path);
+/* ckpt_save to step_<m->step>.h5 (path receives it), then deletes all but the newest
+ * train.keep_checkpoints. */
+dpt_status ckpt_save_step(run_ctx *r, const ckpt_meta *m, char *path, size_t size);
+/* best.h5: a second name for just_written when given, else a file of its own. */
+dpt_status ckpt_save_best(run_ctx *r, const ckpt_meta *m, const char *just_written);
+/* spec "auto": the newest step checkpoint that reads back whole and fits this run, falling back
+ * past damaged ones with a warning; else the file spec. Loads parameters, optimizer state and
+ * buffers (each rank its own when the world size is the same, the average otherwise) into the
+ * run. Returns 1 when loaded (*m, used), 0 when "auto" found nothing, -1 on an error (printed
+ * once). */
+int ckpt_resume(run_ctx *r, const char *spec, ckpt_meta *m, char *used, size_t used_size);
+
+/* Stop signals (stopsig.c): SIGTERM, SIGUSR1, SIGINT are recorded, not acted on at once. */
+void stop_signals_install(void);
+void stop_signals_restore(void);
+int stop_signal_pending(void); /* the last signal received, 0: none */
+
+/* Test hooks (faults.c, environment DPT_FAULT): whether `kind` fires at `step` on `rank`. */
+bool fault_at(const char *kind, int64_t step, int rank);
 
 /* Console progress. */
 typedef struct progress {

@@ -1,6 +1,9 @@
 /* Communication between ranks. Knows buffers, not layers. The MPI back end serves host buffers
  * (the CPU back end); an NCCL back end for device buffers would sit beside it.
- * Every collective is issued in the same order on every rank. */
+ * Every collective is issued in the same order on every rank and carries a sequence number.
+ * Collectives wait with a deadline (comm_set_timeout): a rank that waits longer finds out which
+ * ranks have not arrived, names them (rank, host, pid) in one error line, and every rank exits
+ * non-zero instead of hanging. */
 #ifndef DPT_COMM_COMM_H
 #define DPT_COMM_COMM_H
 
@@ -22,14 +25,30 @@ const comm_info *comm_get(void);
 void comm_finalize(void);
 _Noreturn void comm_abort(int code);
 
+/* Seconds a rank waits on one collective before it reports a stall and stops every rank; 0 (the
+ * default) waits forever. Every rank should set the same value, before its first collective that
+ * should be guarded. It must exceed any legitimate imbalance (a checkpoint written by one rank, an
+ * uneven evaluation) since ranks that wait are indistinguishable from ranks that are stuck. */
+void comm_set_timeout(double seconds);
+/* The current training step, named in stall reports; -1 outside the step loop. */
+void comm_set_step(int64_t step);
+/* Collectives this rank has issued (every collective call, gradient bucket and group collective
+ * counts one). */
+uint64_t comm_sequence(void);
+
 void comm_barrier(void);
 void comm_bcast(void *buf, size_t bytes, int root);
 void comm_allreduce_sum_f64(double *buf, int n);
 void comm_allreduce_sum_f32(float *buf, int64_t n);
 void comm_allreduce_sum_i64(int64_t *buf, int n);
 void comm_allreduce_max_f64(double *buf, int n);
+void comm_allreduce_min_i64(int64_t *buf, int n);
 /* out[world]: every rank's value. */
 void comm_allgather_u64(uint64_t value, uint64_t *out);
+/* recv (root only; world * n floats) gets every rank's n floats in rank order. */
+void comm_gather_f32(const float *send, int64_t n, float *recv, int root);
+/* The inverse: rank r receives send[r * n, r * n + n) from root (send is read on root only). */
+void comm_scatter_f32(const float *send, float *recv, int64_t n, int root);
 
 /* Every rank passes its status; returns the lowest rank that failed, or -1 when all succeeded.
  * Used at set-up so that one rank's bad input stops every rank with one message. */

@@ -107,6 +107,9 @@ typedef struct dpt_config {
         char progress[16]; /* auto | bar | lines | off */
         char init_weights[CFG_STR_MAX];
         bool tensorboard;
+        int64_t checkpoint_every;  /* steps; 0: each epoch end; -1: only on a stop signal */
+        int64_t keep_checkpoints;  /* newest step_*.h5 kept */
+        int64_t max_skipped_steps; /* consecutive non-finite steps that stop the run */
     } train;
     struct { /* who and what a run reports, for dawnbench.json and mllog.txt */
         char author[128];
@@ -121,6 +124,7 @@ typedef struct dpt_config {
     } submission;
     struct {
         double bucket_mb;
+        double timeout_s; /* 0: wait forever */
     } comm;
 } dpt_config;
 

@@ -41,9 +41,15 @@ void h5_write_array(hid_t file, const char *path, hid_t file_type, hid_t mem_typ
 /* h5_write_array of float32. */
 void h5_write_f32(hid_t file, const char *path, const float *data, int ndim, const int64_t *shape);
 
+/* h5_write_f32 in chunks that carry a Fletcher-32 checksum: a flipped bit makes the read fail
+ * instead of returning wrong numbers (checkpoints). */
+void h5_write_f32_checksummed(hid_t file, const char *path, const float *data, int ndim, const int64_t *shape);
+
 /* Creates a file through a temporary name in the same directory; h5_commit_file fsyncs and
  * renames it into place, so a crash never leaves a half-written file under the final name. */
 hid_t h5_create_file_atomic(const char *path, char *tmp_path, size_t tmp_size);
+/* The same in the HDF5 1.8 file format, whose object headers and heaps carry checksums too. */
+hid_t h5_create_file_atomic_checksummed(const char *path, char *tmp_path, size_t tmp_size);
 dpt_status h5_commit_file(hid_t file, const char *tmp_path, const char *path);
 
 #endif

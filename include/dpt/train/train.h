@@ -5,7 +5,10 @@
 
 #include "dpt/core/config.h"
 
-int train_classifier(const dpt_config *cfg, const char *out_dir);
+/* resume: NULL (a fresh run; refused when out_dir holds checkpoints), "auto" (the newest valid
+ * checkpoint in out_dir/checkpoints, or a fresh run when there is none) or a checkpoint file. */
+int train_classifier(const dpt_config *cfg, const char *out_dir, const char *resume);
+/* weights_path: a weight file or a checkpoint (both hold params/ and buffers/). */
 int eval_classifier(const dpt_config *cfg, const char *weights_path);
 /* Loader throughput on the config's training split: `batches` timed batches after a warm-up,
  * `repeats` times; prints the median. */
