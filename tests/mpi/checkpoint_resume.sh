@@ -17,6 +17,9 @@ source "$(dirname "$0")/lib.sh"
 export DPT_TEST_TIMEOUT=180
 CFG="$SRC/configs/fashion-resnet9.ini"
 D="$TESTRUNS/checkpoint"
+# h5py is Debian's python3-h5py (launch/install-deps --tests), for Debian's interpreter: the
+# TEST_PYTHON venv may sit on another one.
+PY=/usr/bin/python3
 rm -rf "$D"
 mkdir -p "$D"
 data=(--set data.train="$TESTDATA/fashion-train.h5" --set data.test="$TESTDATA/fashion-test.h5"
@@ -33,7 +36,7 @@ losses_after() {
         if (s > from) out[n++] = s " " l } END { for (i = 0; i < n; i++) print out[i] }' "$1/metrics.jsonl"
 }
 same_weights() { # DESCRIPTION A B: params and buffers bit for bit
-    local a b
+    local a="" b=""
     if a=$("$H5COMPARE" "$2" "$3" --exact --group params) && b=$("$H5COMPARE" "$2" "$3" --exact --group buffers); then
         pass "$1: $a; buffers too"
     else
@@ -114,7 +117,7 @@ for kind in truncated flipped; do
         truncate -s $(($(stat -c %s "$f") / 2)) "$f"
     else
         # One bit in the middle of a convolution weight's stored chunk (found with h5py).
-        "$TEST_PYTHON" - "$f" <<'EOF' || fail "could not flip a bit"
+        "$PY" - "$f" <<'EOF' || fail "could not flip a bit"
 import sys, h5py
 path = sys.argv[1]
 with h5py.File(path, "r") as h:
@@ -162,7 +165,7 @@ if h5ls -r "$D/a/checkpoints/step_00000032.h5" | grep -q "optimizer/momentum/lay
 else
     fail "h5ls -r"
 fi
-if o=$("$TEST_PYTHON" - "$D/a/checkpoints/step_00000032.h5" <<'EOF'
+if o=$("$PY" - "$D/a/checkpoints/step_00000032.h5" <<'EOF'
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as h:
     a = h.attrs
