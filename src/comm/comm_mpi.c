@@ -131,41 +131,35 @@ static MPI_Datatype strided_piece(int cnt, int64_t n) {
     return strided;
 }
 
-void comm_gather_f32(const float *send, int64_t n, float *recv, int root) {
-    DPT_CHECK_LIB("comm", root >= 0 && root < info.world && n >= 0, "comm_gather_f32", "root %d, n %lld", root,
-                  (long long)n);
+/* Gather (root receives every rank's n floats in rank order) or its inverse, scatter, in pieces
+ * of DPT_COMM_PIECE_BYTES; on the root a piece's rank blocks lie n floats apart (strided_piece). */
+static void gather_scatter(bool gather, const float *send, float *recv, int64_t n, int root) {
+    const char *what = gather ? "gather" : "scatter";
+    DPT_CHECK_LIB("comm", root >= 0 && root < info.world && n >= 0, what, "root %d, n %lld", root, (long long)n);
     uint64_t seq = comm_next_seq();
     const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(float);
     bool is_root = info.rank == root;
     for (int64_t off = 0; off < n; off += piece) {
         int cnt = (int)(n - off < piece ? n - off : piece);
-        /* One piece needs no derived type; the receive type matters on the root only. */
-        MPI_Datatype rtype = n <= piece || !is_root ? MPI_FLOAT : strided_piece(cnt, n);
-        int rcount = rtype == MPI_FLOAT ? cnt : 1;
+        /* One piece needs no derived type; the root's side is the only one that is strided. */
+        MPI_Datatype rooted = n <= piece || !is_root ? MPI_FLOAT : strided_piece(cnt, n);
+        int rcount = rooted == MPI_FLOAT ? cnt : 1;
         MPI_Request req;
-        MPI_CHECK(MPI_Igather(send + off, cnt, MPI_FLOAT, is_root ? recv + off : NULL, rcount, rtype, root,
-                              MPI_COMM_WORLD, &req));
-        wait1(req, seq, "gather");
-        if (rtype != MPI_FLOAT) MPI_CHECK(MPI_Type_free(&rtype));
+        if (gather)
+            MPI_CHECK(MPI_Igather(send + off, cnt, MPI_FLOAT, is_root ? recv + off : NULL, rcount, rooted, root,
+                                  MPI_COMM_WORLD, &req));
+        else
+            MPI_CHECK(MPI_Iscatter(is_root ? send + off : NULL, rcount, rooted, recv + off, cnt, MPI_FLOAT, root,
+                                   MPI_COMM_WORLD, &req));
+        wait1(req, seq, what);
+        if (rooted != MPI_FLOAT) MPI_CHECK(MPI_Type_free(&rooted));
     }
 }
 
+void comm_gather_f32(const float *send, int64_t n, float *recv, int root) { gather_scatter(true, send, recv, n, root); }
+
 void comm_scatter_f32(const float *send, float *recv, int64_t n, int root) {
-    DPT_CHECK_LIB("comm", root >= 0 && root < info.world && n >= 0, "comm_scatter_f32", "root %d, n %lld", root,
-                  (long long)n);
-    uint64_t seq = comm_next_seq();
-    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(float);
-    bool is_root = info.rank == root;
-    for (int64_t off = 0; off < n; off += piece) {
-        int cnt = (int)(n - off < piece ? n - off : piece);
-        MPI_Datatype stype = n <= piece || !is_root ? MPI_FLOAT : strided_piece(cnt, n);
-        int scount = stype == MPI_FLOAT ? cnt : 1;
-        MPI_Request req;
-        MPI_CHECK(MPI_Iscatter(is_root ? send + off : NULL, scount, stype, recv + off, cnt, MPI_FLOAT, root,
-                               MPI_COMM_WORLD, &req));
-        wait1(req, seq, "scatter");
-        if (stype != MPI_FLOAT) MPI_CHECK(MPI_Type_free(&stype));
-    }
+    gather_scatter(false, send, recv, n, root);
 }
 
 int comm_agree(dpt_status s) {

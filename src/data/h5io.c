@@ -166,19 +166,25 @@ void h5_write_f32(hid_t file, const char *path, const float *data, int ndim, con
     h5_write_array(file, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, ndim, shape);
 }
 
-void h5_write_array(hid_t file, const char *path, hid_t file_type, hid_t mem_type, const void *data, int ndim,
-                    const int64_t *shape) {
-    hsize_t dims[8];
-    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+/* Creates and writes one dataset; dcpl sets its layout and filters (H5P_DEFAULT: contiguous). */
+static void write_dataset(hid_t file, const char *path, hid_t file_type, hid_t mem_type, const void *data, int ndim,
+                          const hsize_t *dims, hid_t dcpl) {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(file, path, file_type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d = H5Dcreate2(file, path, file_type, sp, lcpl, dcpl, H5P_DEFAULT);
     H5_CHECK(d);
     H5_CHECK(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
     H5Dclose(d);
     H5Sclose(sp);
     H5Pclose(lcpl);
+}
+
+void h5_write_array(hid_t file, const char *path, hid_t file_type, hid_t mem_type, const void *data, int ndim,
+                    const int64_t *shape) {
+    hsize_t dims[8];
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    write_dataset(file, path, file_type, mem_type, data, ndim, dims, H5P_DEFAULT);
 }
 
 void h5_write_f32_checksummed(hid_t file, const char *path, const float *data, int ndim, const int64_t *shape) {
@@ -192,19 +198,11 @@ void h5_write_f32_checksummed(hid_t file, const char *path, const float *data, i
     /* Slabs along the first axis of at most 16 MiB (a chunk must stay below 4 GiB). */
     hsize_t rows = (hsize_t)DPT_MAX((size_t)1, ((size_t)16 << 20) / row);
     chunk[0] = DPT_MAX((hsize_t)1, DPT_MIN(dims[0], rows));
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5_CHECK(H5Pset_chunk(dcpl, ndim, chunk));
     H5_CHECK(H5Pset_fletcher32(dcpl));
-    hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(file, path, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
-    H5_CHECK(d);
-    H5_CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-    H5Dclose(d);
-    H5Sclose(sp);
+    write_dataset(file, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, ndim, dims, dcpl);
     H5Pclose(dcpl);
-    H5Pclose(lcpl);
 }
 
 hid_t h5_create_file_atomic_checksummed(const char *path, char *tmp_path, size_t tmp_size) {

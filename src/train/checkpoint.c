@@ -107,7 +107,7 @@ static void rotate(const run_ctx *r, int64_t keep) {
     free(steps);
 }
 
-void ckpt_remove_temporaries(const run_ctx *r) {
+static void remove_temporaries(const run_ctx *r) {
     char dir[1200];
     ckpt_dir(r, dir, sizeof dir);
     DIR *d = opendir(dir);
@@ -286,49 +286,6 @@ static void data_free(ckpt_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-static void shape_text(const int64_t *s, int nd, char *buf, size_t size) {
-    size_t off = (size_t)snprintf(buf, size, "(");
-    for (int i = 0; i < nd && off < size; i++) off += (size_t)snprintf(buf + off, size - off, i ? ", %lld" : "%lld",
-                                                                       (long long)s[i]);
-    if (off < size) snprintf(buf + off, size - off, ")");
-}
-
-/* Reads group/name of the given shape into dst. DPT_ERR_FORMAT: missing or another shape (the
- * checkpoint is of another model); DPT_ERR_IO: present but unreadable (corrupt). */
-static dpt_status read_tensor(hid_t f, const char *path, const char *group, const char *name, int ndim,
-                              const int64_t *shape, float *dst) {
-    char key[NN_NAME_MAX + 96];
-    snprintf(key, sizeof key, "%s/%s", group, name);
-    if (H5Lexists(f, group, H5P_DEFAULT) <= 0 || H5Lexists(f, key, H5P_DEFAULT) <= 0)
-        return dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' missing (a checkpoint of another model?)", path, key);
-    hid_t ds = H5Dopen2(f, key, H5P_DEFAULT);
-    if (ds < 0) return dpt_error(DPT_ERR_IO, "%s: tensor '%s' cannot be opened (corrupt file)", path, key);
-    hid_t sp = H5Dget_space(ds);
-    hsize_t dims[9] = {0};
-    int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
-    if (nd > 0 && nd <= 9) H5Sget_simple_extent_dims(sp, dims, NULL);
-    if (sp >= 0) H5Sclose(sp);
-    bool same = nd == ndim;
-    int64_t have[9] = {0};
-    for (int i = 0; i < nd && i < 9; i++) {
-        have[i] = (int64_t)dims[i];
-        if (i < ndim && have[i] != shape[i]) same = false;
-    }
-    dpt_status st = DPT_OK;
-    if (!same) {
-        char a[128], b[128];
-        shape_text(have, DPT_MAX(nd, 0), a, sizeof a);
-        shape_text(shape, ndim, b, sizeof b);
-        st = dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' has shape %s, this run needs %s", path, key, a, b);
-    } else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
-        char msg[256];
-        h5_last_error(msg, sizeof msg);
-        st = dpt_error(DPT_ERR_IO, "%s: tensor '%s' cannot be read (%s)", path, key, msg);
-    }
-    H5Dclose(ds);
-    return st;
-}
-
 static dpt_status count_members(hid_t f, const char *path, const char *group, int want) {
     H5G_info_t info;
     if (H5Lexists(f, group, H5P_DEFAULT) <= 0 || H5Gget_info_by_name(f, group, &info, H5P_DEFAULT) < 0)
@@ -397,9 +354,9 @@ static dpt_status read_file_open(run_ctx *r, hid_t f, const char *path, ckpt_dat
     d->velocity = dpt_xcalloc(1, DPT_MAX(g->param_arena.size, (size_t)4));
     for (int i = 0; i < g->nparams; i++) {
         const nn_param *p = &g->params[i];
-        DPT_TRY(read_tensor(f, path, "params", p->name, p->value.ndim, p->value.shape,
+        DPT_TRY(weights_read_tensor(f, path, "params", p->name, p->value.ndim, p->value.shape,
                             d->params + p->offset / sizeof(float)));
-        DPT_TRY(read_tensor(f, path, "optimizer/momentum", p->name, p->value.ndim, p->value.shape,
+        DPT_TRY(weights_read_tensor(f, path, "optimizer/momentum", p->name, p->value.ndim, p->value.shape,
                             d->velocity + p->offset / sizeof(float)));
     }
     const int64_t nb = (int64_t)(g->buffer_arena.size / sizeof(float));
@@ -412,11 +369,11 @@ static dpt_status read_file_open(run_ctx *r, hid_t f, const char *path, ckpt_dat
     for (int i = 0; i < g->nbuffers; i++) {
         const nn_buffer *b = &g->buffers[i];
         const int64_t off = (int64_t)(b->offset / sizeof(float));
-        DPT_TRY(read_tensor(f, path, "buffers", b->name, b->value.ndim, b->value.shape, d->buffers + off));
+        DPT_TRY(weights_read_tensor(f, path, "buffers", b->name, b->value.ndim, b->value.shape, d->buffers + off));
         int64_t shape[9] = {m->world};
         for (int k = 0; k < b->value.ndim; k++) shape[k + 1] = b->value.shape[k];
         float *rows = dpt_xmalloc((size_t)DPT_MAX(b->numel, 1) * (size_t)m->world * sizeof(float));
-        dpt_status st = read_tensor(f, path, "rank_buffers", b->name, b->value.ndim + 1, shape, rows);
+        dpt_status st = weights_read_tensor(f, path, "rank_buffers", b->name, b->value.ndim + 1, shape, rows);
         for (int64_t k = 0; st == DPT_OK && k < m->world; k++)
             memcpy(d->rank_buffers + k * nb + off, rows + k * b->numel, (size_t)b->numel * sizeof(float));
         free(rows);
@@ -458,7 +415,7 @@ int ckpt_resume(run_ctx *r, const char *spec, ckpt_meta *m, char *used, size_t u
     memset(&d, 0, sizeof d);
     int64_t head[2] = {DPT_OK, 0}; /* status, found */
     if (r->ci->rank == 0) {
-        ckpt_remove_temporaries(r);
+        remove_temporaries(r);
         int64_t *steps = NULL;
         int n = 0;
         if (is_auto) {

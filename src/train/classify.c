@@ -490,13 +490,8 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         if (stop_sig && !failed)
             log_info("%s: stopped at step %lld with checkpoint %s; exiting (go on with --resume auto)",
                      signal_name(stop_sig), (long long)global_step, ckpt_path);
-        free(step_time);
-        free(step_ips);
-        runlog_close(r);
-        run_teardown(r);
-        log_close_files();
-        stop_signals_restore();
-        return failed ? 1 : 0;
+        ok = !failed;
+        goto done; /* no summary, no weights: the run is not over */
     }
 
     /* Throughput: median step time after the first steps (one-time set-up inside oneDNN). */
@@ -551,6 +546,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         if (st == DPT_OK) log_info("weights: %s", path);
     }
     ok = run_agree(st);
+done:
     free(step_time);
     free(step_ips);
     runlog_close(r);

@@ -7,6 +7,7 @@
 #include "dpt/comm/comm.h"
 #include "dpt/core/config.h"
 #include "dpt/data/dataset.h"
+#include "dpt/data/h5io.h"
 #include "dpt/data/loader.h"
 #include "dpt/models/models.h"
 #include "dpt/optim/schedule.h"
@@ -102,6 +103,11 @@ void runlog_eval(run_ctx *r, int64_t step, int64_t epoch, const eval_result *e, 
 void runlog_summary(run_ctx *r, const run_result *res, const char *json_fields);
 
 /* Weight files (params/<name>, buffers/<name>). */
+/* Reads group/name, which must have the given shape, into dst (host). DPT_ERR_FORMAT: missing or
+ * of another shape (a file of another model), naming the tensor; DPT_ERR_IO: present but
+ * unreadable (a corrupt file, a failed checksum). Shared by weight files and checkpoints. */
+dpt_status weights_read_tensor(hid_t f, const char *path, const char *group, const char *name, int ndim,
+                               const int64_t *shape, float *dst);
 dpt_status weights_save(const nn_graph *g, const char *path, const char *model, int64_t step, int64_t epoch);
 dpt_status weights_load(nn_graph *g, const char *path);
 
@@ -124,8 +130,6 @@ void ckpt_dir(const run_ctx *r, char *buf, size_t size);
 void ckpt_step_path(const run_ctx *r, int64_t step, char *buf, size_t size);
 /* The steps of the step checkpoints on disk, newest first (any rank; *steps malloc'ed). */
 int ckpt_list(const run_ctx *r, int64_t **steps);
-/* Deletes what a writer killed before its rename left behind (rank 0). */
-void ckpt_remove_temporaries(const run_ctx *r);
 /* Rank 0 gathers every rank's buffers and writes the file atomically. The status is rank 0's,
  * on every rank (its message on rank 0). */
 dpt_status ckpt_save(run_ctx *r, const ckpt_meta *m, const char *path);

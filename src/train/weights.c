@@ -30,38 +30,53 @@ dpt_status weights_save(const nn_graph *g, const char *path, const char *model, 
     return h5_commit_file(f, tmp, path);
 }
 
-static dpt_status load_one(hid_t f, const char *path, const char *group, const char *name, const dpt_tensor *t,
-                           const dpt_backend *be) {
-    char key[NN_NAME_MAX + 64];
+static void shape_text(const int64_t *s, int nd, char *buf, size_t size) {
+    size_t off = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < nd && off < size; i++)
+        off += (size_t)snprintf(buf + off, size - off, i ? ", %lld" : "%lld", (long long)s[i]);
+    if (off < size) snprintf(buf + off, size - off, ")");
+}
+
+dpt_status weights_read_tensor(hid_t f, const char *path, const char *group, const char *name, int ndim,
+                               const int64_t *shape, float *dst) {
+    char key[NN_NAME_MAX + 96];
     snprintf(key, sizeof key, "%s/%s", group, name);
     if (H5Lexists(f, group, H5P_DEFAULT) <= 0 || H5Lexists(f, key, H5P_DEFAULT) <= 0)
         return dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' missing (a file of another model?)", path, key);
     hid_t ds = H5Dopen2(f, key, H5P_DEFAULT);
+    if (ds < 0) return dpt_error(DPT_ERR_IO, "%s: tensor '%s' cannot be opened (corrupt file)", path, key);
     hid_t sp = H5Dget_space(ds);
-    hsize_t dims[8] = {0};
-    int nd = H5Sget_simple_extent_ndims(sp);
-    bool ok = nd == t->ndim;
-    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
-    for (int i = 0; ok && i < nd; i++) ok = (int64_t)dims[i] == t->shape[i];
-    H5Sclose(sp);
+    hsize_t dims[9] = {0};
+    int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (nd > 0 && nd <= 9) H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (sp >= 0) H5Sclose(sp);
+    bool same = nd == ndim;
+    int64_t have[9] = {0};
+    for (int i = 0; i < nd && i < 9; i++) {
+        have[i] = (int64_t)dims[i];
+        if (i < ndim && have[i] != shape[i]) same = false;
+    }
     dpt_status st = DPT_OK;
-    if (!ok) {
-        char want[96], have[96] = "(";
-        tensor_shape_str(t, want, sizeof want);
-        size_t off = 1;
-        for (int i = 0; i < nd && i < 8; i++)
-            off += (size_t)snprintf(have + off, sizeof have - off, i ? ", %llu" : "%llu", (unsigned long long)dims[i]);
-        snprintf(have + off, sizeof have - off, ")");
-        st = dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs %s", path, key, have, want);
-    } else {
-        float *host = dpt_xmalloc(tensor_bytes(t));
-        if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host) < 0)
-            st = dpt_error(DPT_ERR_FORMAT, "%s: cannot read tensor '%s'", path, key);
-        else
-            be->copy_to_device(t->data, host, tensor_bytes(t));
-        free(host);
+    if (!same) {
+        char a[128], b[128];
+        shape_text(have, DPT_MAX(nd, 0), a, sizeof a);
+        shape_text(shape, ndim, b, sizeof b);
+        st = dpt_error(DPT_ERR_FORMAT, "%s: tensor '%s' has shape %s, the model needs %s", path, key, a, b);
+    } else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
+        char msg[256];
+        h5_last_error(msg, sizeof msg);
+        st = dpt_error(DPT_ERR_IO, "%s: tensor '%s' cannot be read (%s)", path, key, msg);
     }
     H5Dclose(ds);
+    return st;
+}
+
+static dpt_status load_one(hid_t f, const char *path, const char *group, const char *name, const dpt_tensor *t,
+                           const dpt_backend *be) {
+    float *host = dpt_xmalloc(tensor_bytes(t));
+    dpt_status st = weights_read_tensor(f, path, group, name, t->ndim, t->shape, host);
+    if (st == DPT_OK) be->copy_to_device(t->data, host, tensor_bytes(t));
+    free(host);
     return st;
 }
 
