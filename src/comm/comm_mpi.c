@@ -11,14 +11,59 @@
 
 static comm_info info;
 static bool initialised;
+static comm_place *places; /* every rank's, indexed by rank */
+static char *hosts;        /* every rank's host name, COMM_HOST_LEN bytes each */
 
 static void abort_all(int code) {
     if (initialised) comm_abort_bounded(code);
 }
 
+/* Who started us, read before MPI_Init (a singleton's MPI_Init sets Open MPI's variables). */
+static void detect_launcher(void) {
+    const char *job = getenv("SLURM_JOB_ID"), *step = getenv("SLURM_STEP_ID");
+    bool pmi = getenv("PMIX_RANK") || getenv("PMI_RANK");
+    if (getenv("OMPI_COMM_WORLD_SIZE"))
+        snprintf(info.launcher, sizeof info.launcher, "mpirun%s%s", job ? " in Slurm job " : "", job ? job : "");
+    else if (step && pmi)
+        snprintf(info.launcher, sizeof info.launcher, "srun (Slurm job %s, step %s)", job ? job : "?", step);
+    else if (pmi)
+        snprintf(info.launcher, sizeof info.launcher, "a PMI launcher");
+    else
+        snprintf(info.launcher, sizeof info.launcher, "none (singleton)");
+    info.launched = getenv("OMPI_COMM_WORLD_SIZE") || pmi;
+}
+
+/* Node layout: ranks that share memory (MPI_Comm_split_type(SHARED)) are a node, keyed by the
+ * lowest world rank among them, whatever the launcher. The test hook DPT_TEST_NODE_OF_RANK
+ * ("0,0,1,1") replaces the keys with made-up nodes, so multi-node layouts run on one host. */
+static void find_layout(void) {
+    MPI_Comm node_comm;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.rank, MPI_INFO_NULL, &node_comm));
+    int key = info.rank;
+    MPI_CHECK(MPI_Allreduce(&info.rank, &key, 1, MPI_INT, MPI_MIN, node_comm));
+    MPI_CHECK(MPI_Comm_free(&node_comm));
+    int *keys = dpt_xcalloc((size_t)info.world, sizeof *keys);
+    MPI_CHECK(MPI_Allgather(&key, 1, MPI_INT, keys, 1, MPI_INT, MPI_COMM_WORLD));
+    const char *fake = getenv("DPT_TEST_NODE_OF_RANK");
+    if (fake && *fake) {
+        char err[128];
+        DPT_CHECK_LIB("comm", comm_parse_node_keys(fake, info.world, keys, err, sizeof err) == 0,
+                      "DPT_TEST_NODE_OF_RANK", "'%s': %s", fake, err);
+    }
+    places = dpt_xcalloc((size_t)info.world, sizeof *places);
+    info.num_nodes = comm_layout(keys, info.world, places);
+    free(keys);
+    info.node = places[info.rank].node;
+    info.local_rank = places[info.rank].local_rank;
+    info.local_size = places[info.rank].local_size;
+    hosts = dpt_xcalloc((size_t)info.world, COMM_HOST_LEN);
+    char host[COMM_HOST_LEN] = "";
+    memcpy(host, info.host, DPT_MIN(strlen(info.host), sizeof host - 1)); /* cut: the start tells hosts apart */
+    MPI_CHECK(MPI_Allgather(host, COMM_HOST_LEN, MPI_CHAR, hosts, COMM_HOST_LEN, MPI_CHAR, MPI_COMM_WORLD));
+}
+
 void comm_init(int *argc, char ***argv) {
-    /* Read before MPI_Init: a singleton's MPI_Init sets these in our own environment. */
-    info.launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+    detect_launcher();
     int provided;
     MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
     initialised = true;
@@ -27,34 +72,32 @@ void comm_init(int *argc, char ***argv) {
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &info.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &info.world));
     if (gethostname(info.host, sizeof info.host - 1) != 0) snprintf(info.host, sizeof info.host, "unknown");
-    MPI_Comm node_comm;
-    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.rank, MPI_INFO_NULL, &node_comm));
-    MPI_CHECK(MPI_Comm_rank(node_comm, &info.local_rank));
-    MPI_CHECK(MPI_Comm_size(node_comm, &info.local_size));
-    int leader = info.local_rank == 0, before = 0;
-    MPI_CHECK(MPI_Exscan(&leader, &before, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
-    if (info.rank == 0) before = 0; /* MPI_Exscan leaves rank 0's result undefined */
-    info.node = before;
-    MPI_CHECK(MPI_Bcast(&info.node, 1, MPI_INT, 0, node_comm));
-    MPI_CHECK(MPI_Allreduce(&leader, &info.num_nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
-    MPI_CHECK(MPI_Comm_free(&node_comm));
+    dpt_error_set_identity(info.rank, info.host);
+    dpt_error_set_abort_hook(abort_all);
+    find_layout();
     int len = 0;
     MPI_Get_library_version(info.mpi_version, &len);
     char *nl = strchr(info.mpi_version, '\n');
     if (nl) *nl = '\0';
     char *comma = strchr(info.mpi_version, ',');
     if (comma) *comma = '\0';
-    dpt_error_set_identity(info.rank, info.host);
-    dpt_error_set_abort_hook(abort_all);
     comm_watchdog_init(&info);
     log_init(info.rank);
 }
+
+const comm_place *comm_places(void) { return places; }
+
+const char *comm_host_of(int rank) { return hosts + (size_t)rank * COMM_HOST_LEN; }
 
 const comm_info *comm_get(void) { return &info; }
 
 void comm_finalize(void) {
     if (!initialised) return;
     comm_watchdog_finalize();
+    free(places);
+    free(hosts);
+    places = NULL;
+    hosts = NULL;
     MPI_Finalize();
     initialised = false;
 }
@@ -154,6 +197,14 @@ static void gather_scatter(bool gather, const float *send, float *recv, int64_t 
         wait1(req, seq, what);
         if (rooted != MPI_FLOAT) MPI_CHECK(MPI_Type_free(&rooted));
     }
+}
+
+void comm_gather_bytes(const void *send, int n, void *recv, int root) {
+    uint64_t seq = comm_next_seq();
+    MPI_Request req;
+    MPI_CHECK(MPI_Igather(send, n, MPI_BYTE, info.rank == root ? recv : NULL, n, MPI_BYTE, root, MPI_COMM_WORLD,
+                          &req));
+    wait1(req, seq, "gather");
 }
 
 void comm_gather_f32(const float *send, int64_t n, float *recv, int root) { gather_scatter(true, send, recv, n, root); }

@@ -32,7 +32,7 @@
 #include "dpt/core/log.h"
 #include "dpt/core/timer.h"
 
-enum { TAG_QUERY = 1, TAG_REPLY = 2, HOST_LEN = 64, WHAT_LEN = 48, MAX_NAMED = 8, ABORT_ALARM_S = 10 };
+enum { TAG_QUERY = 1, TAG_REPLY = 2, WHAT_LEN = 48, MAX_NAMED = 8, ABORT_ALARM_S = 10 };
 /* Issue times of the most recent collectives, so that a rank asked about collective #q can say
  * when it issued it even after it has gone on to later ones. */
 enum { RECENT = 256 };
@@ -88,7 +88,6 @@ static struct {
     bool timed_out;
     int lowest_querier; /* the lowest rank that has queried this one: it has timed out too */
     int64_t *pids;
-    char *hosts;       /* world * HOST_LEN */
     wd_reply *answers; /* one per querier: a send buffer must outlive its MPI_Isend */
 } wd = {.step = -1};
 
@@ -109,15 +108,11 @@ void comm_watchdog_init(const comm_info *ci) {
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &wd.comm));
     MPI_CHECK(MPI_Comm_set_errhandler(wd.comm, MPI_ERRORS_RETURN));
     wd.pids = dpt_xcalloc((size_t)ci->world, sizeof(int64_t));
-    wd.hosts = dpt_xcalloc((size_t)ci->world, HOST_LEN);
     wd.answers = dpt_xcalloc((size_t)ci->world, sizeof(wd_reply));
     int64_t pid = (int64_t)getpid();
-    char host[HOST_LEN] = "";
-    /* A longer name is cut: the start still tells hosts apart. */
-    memcpy(host, ci->host, DPT_MIN(strlen(ci->host), (size_t)HOST_LEN - 1));
-    /* Gathered now, while every rank is alive: a stalled rank cannot be asked later. */
+    /* Gathered now, while every rank is alive: a stalled rank cannot be asked later (host names
+     * were gathered by comm_init: comm_host_of). */
     MPI_CHECK(MPI_Allgather(&pid, 1, MPI_INT64_T, wd.pids, 1, MPI_INT64_T, MPI_COMM_WORLD));
-    MPI_CHECK(MPI_Allgather(host, HOST_LEN, MPI_CHAR, wd.hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD));
     wd.ready = true;
 }
 
@@ -125,10 +120,8 @@ void comm_watchdog_finalize(void) {
     if (!wd.ready) return;
     MPI_Comm_free(&wd.comm);
     free(wd.pids);
-    free(wd.hosts);
     free(wd.answers);
     wd.pids = NULL;
-    wd.hosts = NULL;
     wd.answers = NULL;
     wd.ready = false;
 }
@@ -200,7 +193,7 @@ static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
 }
 
 static void name_rank(char *buf, size_t cap, size_t *len, int r) {
-    append(buf, cap, len, "rank %d (host %s, pid %lld)", r, wd.hosts + (size_t)r * HOST_LEN, (long long)wd.pids[r]);
+    append(buf, cap, len, "rank %d (host %s, pid %lld)", r, comm_host_of(r), (long long)wd.pids[r]);
 }
 
 static void append_step(char *buf, size_t cap, size_t *len, int64_t step) {
@@ -227,7 +220,7 @@ static void describe(char *buf, size_t cap, const wd_reply *got, const bool *ans
                      double completed) {
     size_t len = 0;
     append(buf, cap, &len, "[rank %d %s] comm: waited %.1f s (comm.timeout_s) in %s", wd.rank,
-           wd.hosts + (size_t)wd.rank * HOST_LEN, wd.timeout, wd.wait_what);
+           comm_host_of(wd.rank), wd.timeout, wd.wait_what);
     append_step(buf, cap, &len, wd.step);
     append(buf, cap, &len, " (collective #%llu): ", (unsigned long long)wd.wait_seq);
     int named = 0, more = 0;

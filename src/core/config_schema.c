@@ -117,7 +117,7 @@ static const cfg_key schema[] = {
     {"train", "max_steps", CFG_INT, F(train, max_steps), "0", 0, BIG, false, NULL,
      "stop after this many steps (0: no limit)"},
     {"train", "threads", CFG_INT, F(train, threads), "0", 0, 4096, false, NULL,
-     "compute threads per rank (0: OMP_NUM_THREADS, else the cores of this node / ranks on it)"},
+     "compute threads per rank (0: OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else the cores the rank is bound to, else the node's cores / ranks on it)"},
     {"train", "verify_replicas", CFG_BOOL, F(train, verify_replicas), "false", 0, 0, false, NULL,
      "after every step, check that all ranks hold bit-identical weights (costs an allgather)"},
     {"train", "profile", CFG_BOOL, F(train, profile), "false", 0, 0, false, NULL,

@@ -1,4 +1,6 @@
 /* Set-up shared by training and evaluation: threads, data, model, loaders. */
+#include <hdf5.h>
+#include <mpi.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,24 +16,47 @@ bool run_agree(dpt_status st) {
     return false;
 }
 
-/* Compute threads per rank: train.threads, else OMP_NUM_THREADS, else the cores this rank may
- * run on (the launcher's binding), shared among the node's ranks when nothing binds them. */
+/* The cores this rank may run on (its affinity mask, set by a launcher's binding) as "0-3,8",
+ * and their count; 0 when the mask cannot be read. */
+static int rank_cpus(char *text, size_t size) {
+    cpu_set_t set;
+    text[0] = '\0';
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    size_t len = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &set)) continue;
+        int end = c;
+        while (end + 1 < CPU_SETSIZE && CPU_ISSET(end + 1, &set)) end++;
+        if (len < size) {
+            len += (size_t)snprintf(text + len, size - len, end > c ? "%s%d-%d" : "%s%d", len ? "," : "", c, end);
+            if (len >= size) snprintf(text + size - 4, 4, "...");
+        }
+        c = end;
+    }
+    return CPU_COUNT(&set);
+}
+
+/* Compute threads per rank, from the first of: train.threads, OMP_NUM_THREADS,
+ * SLURM_CPUS_PER_TASK (srun --cpus-per-task), the cores this rank is bound to (the launcher's
+ * binding), the node's cores shared among its ranks. */
 static int resolve_threads(const dpt_config *cfg, const comm_info *ci, char *why, size_t size) {
     if (cfg->train.threads > 0) {
         snprintf(why, size, "train.threads");
         return (int)cfg->train.threads;
     }
-    const char *env = getenv("OMP_NUM_THREADS");
-    if (env && atoi(env) > 0) {
-        snprintf(why, size, "OMP_NUM_THREADS");
-        return atoi(env);
+    static const char *vars[] = {"OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"};
+    for (int k = 0; k < 2; k++) {
+        const char *env = getenv(vars[k]);
+        if (env && atoi(env) > 0) {
+            snprintf(why, size, "%s", vars[k]);
+            return atoi(env);
+        }
     }
-    cpu_set_t set;
-    int allowed = 0;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) allowed = CPU_COUNT(&set);
+    char cpus[64];
+    int allowed = rank_cpus(cpus, sizeof cpus);
     int online = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (allowed > 0 && allowed < online) {
-        snprintf(why, size, "cores bound to this rank");
+        snprintf(why, size, "cores bound to this rank: %s", cpus);
         return allowed;
     }
     int n = (online > 0 ? online : 1) / (ci->local_size > 0 ? ci->local_size : 1);
@@ -261,14 +286,71 @@ void run_teardown(run_ctx *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* One rank's place for the banner's rank table (gathered to rank 0). */
+typedef struct rank_record {
+    int32_t threads, cores_online, cores_allowed;
+    char cpus[48];
+    char device[48];
+} rank_record;
+
+/* The ranks: hosts, ranks per host, and (for up to 16 ranks) each rank's cores, threads and
+ * device; a warning for nodes whose ranks run more threads than the node has cores. Collective:
+ * every rank sends its record to rank 0 and writes its own line to its rank log. */
+static void banner_ranks(const run_ctx *r) {
+    const comm_info *ci = r->ci;
+    rank_record me;
+    memset(&me, 0, sizeof me);
+    me.threads = r->threads;
+    me.cores_online = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    me.cores_allowed = rank_cpus(me.cpus, sizeof me.cpus);
+    snprintf(me.device, sizeof me.device, "cpu"); /* the CPU back end is the only one built */
+    rank_record *all = ci->rank == 0 ? dpt_xcalloc((size_t)ci->world, sizeof *all) : NULL;
+    comm_gather_bytes(&me, (int)sizeof me, all, 0);
+    const comm_place *pl = comm_places();
+    if (ci->rank != 0)
+        log_info("  this rank  %d on %s: node %d, local rank %d of %d, cores %s, %d thread(s), device %s", ci->rank,
+                 ci->host, ci->node, ci->local_rank, ci->local_size, me.cpus, me.threads, me.device);
+    if (!all) return;
+    char hosts[1024];
+    comm_describe_layout(pl, comm_host_of(0), COMM_HOST_LEN, ci->world, 8, hosts, sizeof hosts);
+    log_info("  ranks      %d on %d node(s), launched by %s", ci->world, ci->num_nodes, ci->launcher);
+    log_info("  hosts      %s", hosts);
+    const int shown = ci->world <= 16 ? ci->world : 8;
+    for (int q = 0; q < shown; q++)
+        log_info("  rank %-5d %s, local rank %d of %d, cores %s, %d thread(s), device %s", q, comm_host_of(q),
+                 pl[q].local_rank, pl[q].local_size, all[q].cpus, all[q].threads, all[q].device);
+    if (shown < ci->world) log_info("  ...        %d more ranks (each rank's log has its own line)", ci->world - shown);
+    log_info("  threads    %d per rank on rank 0 (%s)", r->threads, r->threads_why);
+    for (int n = 0; n < ci->num_nodes; n++) {
+        int threads = 0, first = -1;
+        for (int q = 0; q < ci->world; q++)
+            if (pl[q].node == n) {
+                threads += all[q].threads;
+                if (first < 0) first = q;
+            }
+        if (threads > all[first].cores_online)
+            log_warn("node %d (%s): %d ranks run %d compute threads on %d cores: oversubscribed, slower than "
+                     "it need be (fewer ranks, or fewer threads per rank: train.threads, OMP_NUM_THREADS)",
+                     n, comm_host_of(first), pl[first].local_size, threads, all[first].cores_online);
+    }
+    free(all);
+}
+
 void run_banner(const run_ctx *r, const char *what) {
     const comm_info *ci = r->ci;
     log_info("dptrain %s: %s", DPT_VERSION, what);
-    log_info("  ranks      %d on %d node(s) (%d on this node); rank 0 on %s", ci->world, ci->num_nodes, ci->local_size,
-             ci->host);
-    log_info("  threads    %d per rank (%s)", r->threads, r->threads_why);
+    banner_ranks(r);
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    log_info("  build      CPU back end; no CUDA, no NCCL (not built); MPI %d.%d; HDF5 %u.%u.%u", MPI_VERSION,
+             MPI_SUBVERSION, maj, min, rel);
     log_info("  backend    %s", backend_cpu_describe());
-    log_info("  comm       MPI (%s), host buffers", ci->mpi_version);
+    if (r->cfg->comm.timeout_s > 0)
+        log_info("  comm       MPI (%s), host buffers; a collective waits at most %g s (comm.timeout_s)",
+                 ci->mpi_version, r->cfg->comm.timeout_s);
+    else
+        log_info("  comm       MPI (%s), host buffers; collectives wait forever (comm.timeout_s = 0)",
+                 ci->mpi_version);
     log_info("  model      %s: %lld parameters", r->spec.name, (long long)nn_param_count(r->g));
     static const char *access[] = {"in memory", "read on demand (pread)", "read on demand (HDF5, chunk cache)"};
     if (r->train.storage == DS_RAW)

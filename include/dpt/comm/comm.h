@@ -7,6 +7,7 @@
 #ifndef DPT_COMM_COMM_H
 #define DPT_COMM_COMM_H
 
+#include "dpt/comm/topology.h"
 #include "dpt/core/error.h"
 
 typedef struct comm_info {
@@ -15,13 +16,20 @@ typedef struct comm_info {
     int node, num_nodes;
     char host[256];
     char mpi_version[256];
-    bool launched; /* started by mpirun/srun/a PMI launcher, not as a singleton */
+    char launcher[96]; /* "mpirun", "srun (Slurm job 12, step 0)", "none (singleton)", ... */
+    bool launched;     /* started by mpirun/srun/a PMI launcher, not as a singleton */
 } comm_info;
+
+/* Host names in the rank table are cut to this length (with the NUL). */
+#define COMM_HOST_LEN 64
 
 /* Initialises MPI (thread level FUNNELED), fills comm_info and installs an abort hook so that a
  * fatal error on one rank stops all of them. */
 void comm_init(int *argc, char ***argv);
 const comm_info *comm_get(void);
+/* Every rank's place (node, local rank, ranks on its node) and host name, indexed by rank. */
+const comm_place *comm_places(void);
+const char *comm_host_of(int rank);
 void comm_finalize(void);
 _Noreturn void comm_abort(int code);
 
@@ -45,6 +53,8 @@ void comm_allreduce_max_f64(double *buf, int n);
 void comm_allreduce_min_i64(int64_t *buf, int n);
 /* out[world]: every rank's value. */
 void comm_allgather_u64(uint64_t value, uint64_t *out);
+/* recv (root only; world * n bytes) gets every rank's n bytes in rank order (small records). */
+void comm_gather_bytes(const void *send, int n, void *recv, int root);
 /* recv (root only; world * n floats) gets every rank's n floats in rank order. */
 void comm_gather_f32(const float *send, int64_t n, float *recv, int root);
 /* The inverse: rank r receives send[r * n, r * n + n) from root (send is read on root only). */
