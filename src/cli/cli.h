@@ -7,6 +7,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_prep(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_allreduce(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 
 #endif

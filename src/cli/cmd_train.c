@@ -95,6 +95,9 @@ int cmd_eval(int argc, char **argv) { return run(argc, argv, "eval"); }
 
 int cmd_bench(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "loader")) return run(argc - 1, argv + 1, "bench loader");
-    fprintf(stderr, "usage: dptrain bench loader CONFIG [--batches N] [--repeats R] [--set section.key=value ...]\n");
+    if (argc >= 1 && !strcmp(argv[0], "allreduce")) return cmd_bench_allreduce(argc - 1, argv + 1);
+    fprintf(stderr, "usage: dptrain bench loader CONFIG [--batches N] [--repeats R] [--set section.key=value ...]\n"
+                    "       dptrain bench allreduce [--backend mpi] [--min 8] [--max 256M] [--dtype fp32|bf16] "
+                    "[--warmup 5] [--iters 20]\n");
     return 2;
 }

@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "        counts, shapes, classes, storage and chunking of a split\n"
             "  bench loader CONFIG [--batches N] [--repeats R] [--set ...]\n"
             "        images/s the loader delivers from the config's training split\n"
+            "  bench allreduce [--backend mpi|nccl] [--min 8] [--max 256M] [--dtype fp32|bf16] [--warmup 5] [--iters 20]\n"
+            "        size, time, algbw and busbw of the gradient allreduce, like nccl-tests; every size verified exactly\n"
             "  info [--config-keys]\n"
             "        version and build features; --config-keys lists every config key\n"
             "  help\n");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "comm_internal.h"
+#include "dpt/core/bf16.h"
 #include "dpt/core/log.h"
 
 static comm_info info;
@@ -142,6 +143,27 @@ void comm_allreduce_sum_f32(float *buf, int64_t n) {
         int cnt = (int)(n - off < piece ? n - off : piece);
         MPI_Request req;
         MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+        wait1(req, seq, "allreduce");
+    }
+}
+
+/* bf16 sum for MPI (which has no bf16 type): each pair added in float32 and rounded back. */
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+void comm_allreduce_sum_bf16(uint16_t *buf, int64_t n) {
+    static MPI_Op op = MPI_OP_NULL;
+    if (op == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(bf16_sum, 1, &op));
+    uint64_t seq = comm_next_seq();
+    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(uint16_t);
+    for (int64_t off = 0; off < n; off += piece) {
+        int cnt = (int)(n - off < piece ? n - off : piece);
+        MPI_Request req;
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_UINT16_T, op, MPI_COMM_WORLD, &req));
         wait1(req, seq, "allreduce");
     }
 }

@@ -48,6 +48,8 @@ void comm_barrier(void);
 void comm_bcast(void *buf, size_t bytes, int root);
 void comm_allreduce_sum_f64(double *buf, int n);
 void comm_allreduce_sum_f32(float *buf, int64_t n);
+/* bfloat16 values (uint16_t bit patterns), summed pairwise in float32 and rounded to bf16. */
+void comm_allreduce_sum_bf16(uint16_t *buf, int64_t n);
 void comm_allreduce_sum_i64(int64_t *buf, int n);
 void comm_allreduce_max_f64(double *buf, int n);
 void comm_allreduce_min_i64(int64_t *buf, int n);
@@ -59,6 +61,20 @@ void comm_gather_bytes(const void *send, int n, void *recv, int root);
 void comm_gather_f32(const float *send, int64_t n, float *recv, int root);
 /* The inverse: rank r receives send[r * n, r * n + n) from root (send is read on root only). */
 void comm_scatter_f32(const float *send, float *recv, int64_t n, int root);
+
+/* dptrain bench allreduce: in-place sums of min_bytes to max_bytes (doubling) with the same
+ * collective training uses, timed after warm-up like nccl-tests (size, count, type, time, algbw,
+ * busbw = algbw * 2(n-1)/n, #wrong) on rank 0's stdout. Every size is verified exactly: rank r
+ * contributes small integers whose sums are exact in the type, whatever the summation order.
+ * corrupt_rank >= 0 (a test hook) changes one element on that rank after the sum, so that the
+ * check is seen to fail. Returns the number of wrong elements over all ranks and sizes. */
+typedef struct comm_bench_opts {
+    int64_t min_bytes, max_bytes;
+    bool bf16;
+    int warmup, iters;
+    int corrupt_rank;
+} comm_bench_opts;
+int64_t comm_bench_allreduce(const comm_bench_opts *o);
 
 /* Every rank passes its status; returns the lowest rank that failed, or -1 when all succeeded.
  * Used at set-up so that one rank's bad input stops every rank with one message. */
