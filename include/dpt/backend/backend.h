@@ -62,6 +62,14 @@ typedef struct be_sgd_args {
     float grad_scale; /* multiplies the gradient before anything else */
 } be_sgd_args;
 
+/* Adam as torch.optim.Adam (amsgrad off): g = s*grad + wd*w; m = b1*m + (1-b1)*g;
+ * v = b2*v + (1-b2)*g^2; w -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps). */
+typedef struct be_adam_args {
+    float lr, beta1, beta2, eps, weight_decay;
+    float grad_scale; /* multiplies the gradient before anything else */
+    int64_t step;     /* 1 on the first update (bias correction) */
+} be_adam_args;
+
 typedef struct dpt_backend {
     const char *name;
     dpt_device device;
@@ -140,6 +148,81 @@ typedef struct dpt_backend {
     void (*lars_update)(float *w, float *v, const float *grad, int64_t n, const be_sgd_args *a);
     /* Sum of x[i]^2, accumulated in double (LARS norms). */
     double (*sum_squares)(const float *x, int64_t n);
+
+    /* ---- GAN ops (BigGAN, SAGAN): cpu_gan.c ----
+     * 4-d activations take the back end's act_layout (the CPU: NHWC; upsampling also NCHW). */
+
+    /* Nearest-neighbour 2x upsampling (N, C, H, W) -> (N, C, 2H, 2W); backward sums the four
+     * children of each input pixel. */
+    void (*upsample2x_forward)(dpt_tensor *out, const dpt_tensor *in);
+    void (*upsample2x_backward)(dpt_tensor *din, bool accumulate, const dpt_tensor *dout);
+    /* tanh, any layout; backward from the output: din = dout * (1 - out^2). */
+    void (*tanh_forward)(dpt_tensor *out, const dpt_tensor *in);
+    void (*tanh_backward)(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, const dpt_tensor *out);
+    /* Class embedding: out (N, D) = table (K, D)[labels (N) int32]. A label outside [0, K) is a
+     * fatal error naming the sample. Backward adds each row of dout to its label's row of dtable
+     * (rows hit twice add up), overwriting the rest of dtable unless param_accumulate. */
+    void (*embedding_forward)(dpt_tensor *out, const dpt_tensor *table, const dpt_tensor *labels);
+    void (*embedding_backward)(dpt_tensor *dtable, bool param_accumulate, const dpt_tensor *dout,
+                               const dpt_tensor *labels);
+
+    /* Conditional BatchNorm: batch statistics exactly as batchnorm (same desc, same running
+     * statistics, same cross-replica reduction), but the affine transform is per sample:
+     * out = xhat * gain (N, C) + bias (N, C), then ReLU if desc->relu. BigGAN's gain = 1 +
+     * linear(z, y): the "1 +" is the caller's. dgain and dbias are activation gradients
+     * (overwritten unless accumulate_gb); din follows `accumulate`. */
+    be_op *(*cbn_create)(const be_bn_desc *d, dpt_layout layout);
+    void (*cbn_forward_train)(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, dpt_tensor *save_var,
+                              dpt_tensor *running_mean, dpt_tensor *running_var, const dpt_tensor *in,
+                              const dpt_tensor *gain, const dpt_tensor *bias);
+    void (*cbn_forward_eval)(be_op *op, dpt_tensor *out, const dpt_tensor *in, const dpt_tensor *gain,
+                             const dpt_tensor *bias, const dpt_tensor *running_mean, const dpt_tensor *running_var);
+    void (*cbn_backward)(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor *dgain, dpt_tensor *dbias,
+                         bool accumulate_gb, const dpt_tensor *dout, const dpt_tensor *in, const dpt_tensor *out,
+                         const dpt_tensor *gain, const dpt_tensor *save_mean, const dpt_tensor *save_var);
+
+    /* Spectral normalisation of w viewed as a (rows, cols) matrix (rows = output channels), as
+     * torch.nn.utils.spectral_norm: `power_iterations` times v = normalize(w^T u),
+     * u = normalize(w v), with normalize(x) = x / max(|x|, eps); then sigma = u^T w v and
+     * w_sn = w / sigma. u (rows) and v (cols) are persistent buffers updated in place; v is
+     * stored rather than recomputed because backward and evaluation need the v of the last
+     * training step, which w^T u no longer gives once u has moved. power_iterations = 0 is the
+     * evaluation form: stored u and v, no update. *sigma receives sigma. */
+    void (*spectral_norm_forward)(float *w_sn, float *u, float *v, float *sigma, const float *w, int rows, int cols,
+                                  int power_iterations, float eps);
+    /* Gradient through sigma with u, v constants (PyTorch's):
+     * dw (+)= (dw_sn - sum(dw_sn * w_sn) * u v^T) / sigma, with w_sn = w / sigma. */
+    void (*spectral_norm_backward)(float *dw, bool param_accumulate, const float *dw_sn, const float *w,
+                                   const float *u, const float *v, float sigma, int rows, int cols);
+
+    /* Batched matrix product (self-attention): out (B, M, N) = op(a[b]) x op(b[b]), with a stored
+     * (B, M, K), or (B, K, M) when trans_a; b stored (B, K, N), or (B, N, K) when trans_b. Each
+     * gradient may be NULL and accumulates independently. */
+    void (*bmm_forward)(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *b, bool trans_a, bool trans_b);
+    void (*bmm_backward)(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
+                         const dpt_tensor *dout, const dpt_tensor *a, const dpt_tensor *b, bool trans_a,
+                         bool trans_b);
+    /* Softmax over the last dimension (numerically stable); backward from the output. */
+    void (*softmax_rows_forward)(dpt_tensor *out, const dpt_tensor *in);
+    void (*softmax_rows_backward)(dpt_tensor *din, bool accumulate, const dpt_tensor *dout, const dpt_tensor *out);
+
+    /* Hinge losses (N), fused with their gradient like softmax_xent:
+     * discriminator: loss_i = max(0, 1 - sign * d_i) (sign +1 for real, -1 for fake samples);
+     * generator:     loss_i = -d_i.
+     * dlogits = grad_scale * d(loss_i)/d(d_i); at the kink (1 - sign * d = 0) the gradient is 0,
+     * as PyTorch's relu'(0). The mean over the batch is the caller's grad_scale (1 / batch). */
+    void (*hinge_d)(dpt_tensor *losses, dpt_tensor *dlogits, const dpt_tensor *logits, float sign,
+                    float grad_scale);
+    void (*hinge_g)(dpt_tensor *losses, dpt_tensor *dlogits, const dpt_tensor *logits, float grad_scale);
+
+    void (*adam_update)(float *w, float *m, float *v, const float *grad, int64_t n, const be_adam_args *a);
+    /* Exponential moving average of the generator's weights: ema = decay * ema + (1 - decay) * w. */
+    void (*ema_update)(float *ema, const float *w, int64_t n, float decay);
+    /* BigGAN's off-diagonal orthogonal regularisation of w (rows, cols), with M = (w w^T) * (1 - I):
+     * adds strength * 2 M w to dw and returns the penalty (strength / 2) * |M|_F^2, of which that is
+     * the exact gradient. This is BigGAN-PyTorch's update (utils.ortho) for its G_ortho/D_ortho
+     * value as strength. work: caller's scratch of rows * rows floats. */
+    double (*ortho_reg)(float *dw, float *work, const float *w, int rows, int cols, float strength);
 
     /* Memory: device buffers for arenas; copies between host and device. */
     void *(*mem_alloc)(size_t bytes);

@@ -47,4 +47,30 @@ DPT_HD static inline float math_softmax_xent_row(float *dlogits, const float *lo
     return loss;
 }
 
+/* ---- GAN ops ---- */
+
+/* tanh's gradient from its output y: dy * (1 - y^2). */
+DPT_HD static inline float math_tanh_grad(float dy, float y) { return dy * (1.0f - y * y); }
+
+/* Discriminator hinge loss of one output d for a sample of sign s (+1 real, -1 fake):
+ * returns max(0, 1 - s*d) and writes *grad = scale * dloss/dd, which is 0 at the kink
+ * (1 - s*d == 0), as PyTorch's relu'(0) = 0. */
+DPT_HD static inline float math_hinge_d(float *grad, float d, float s, float scale) {
+    float margin = 1.0f - s * d;
+    *grad = margin > 0.0f ? -s * scale : 0.0f;
+    return margin > 0.0f ? margin : 0.0f;
+}
+
+/* One Adam element, torch.optim.Adam's arithmetic: step_size = lr / (1 - b1^t) and
+ * bc2_sqrt = sqrt(1 - b2^t) are computed once per update in double by the caller. */
+DPT_HD static inline void math_adam(float *w, float *m, float *v, float grad, float s, float wd, float b1, float b2,
+                                    float eps, float step_size, float bc2_sqrt) {
+    float g = s * grad + wd * (*w);
+    float mn = b1 * (*m) + (1.0f - b1) * g;
+    float vn = b2 * (*v) + (1.0f - b2) * g * g;
+    *m = mn;
+    *v = vn;
+    *w -= step_size * mn / (sqrtf(vn) / bc2_sqrt + eps);
+}
+
 #endif

@@ -158,6 +158,7 @@ const dpt_backend *backend_cpu(void) {
         cpu_fill_elementwise(&be);
         cpu_fill_loss(&be);
         cpu_fill_optim(&be);
+        cpu_fill_gan(&be);
         filled = true;
     }
     return &be;

@@ -67,6 +67,40 @@ void cpu_fill_linear(dpt_backend *be);
 void cpu_fill_elementwise(dpt_backend *be);
 void cpu_fill_loss(dpt_backend *be);
 void cpu_fill_optim(dpt_backend *be);
+void cpu_fill_gan(dpt_backend *be);
+
+/* BatchNorm's statistics machinery (cpu_norm.c), shared with conditional BatchNorm (cpu_gan.c):
+ * buffers sized at create time, blocked float/double channel sums, cross-replica reduction. */
+typedef struct cpu_bn_stats {
+    be_bn_desc d;
+    int max_threads;
+    double *acc;      /* (threads, 2, C) */
+    float *fblk;      /* (threads, 2, C) block sums */
+    float *a, *b, *k; /* per-channel coefficients (C) */
+    double *sums;     /* (2, C) channel sums of the last pass */
+    double *red;      /* (2C + 1) cross-replica reduction buffer */
+    double *mu, *inv; /* (C) batch mean and 1 / sqrt(var + eps) of the last forward */
+    double count;     /* values per channel behind the last batch statistics (all ranks) */
+} cpu_bn_stats;
+
+void cpu_bn_stats_init(cpu_bn_stats *s, const be_bn_desc *d);
+void cpu_bn_stats_free(cpu_bn_stats *s);
+/* Sums over P pixels of (N*H*W, C) data: (x - k, (x - k)^2) for statistics, or
+ * (g, g * (x - k)) with g = dy masked by y > 0 when relu, for backward. Uses s->k. */
+void cpu_bn_channel_sums(cpu_bn_stats *s, const float *x, const float *dy, const float *y, int64_t P, bool relu,
+                         bool backward, double *s0, double *s1);
+/* Batch statistics of x (the whole group's when d.reduce is set): saves mean and biased
+ * variance, updates the running statistics, sets s->mu, s->inv and s->count. */
+void cpu_bn_batch_stats(cpu_bn_stats *s, float *mean, float *var, float *running_mean, float *running_var,
+                        const float *x);
+/* y = a * x + b (then ReLU) over n samples of hw pixels; the coefficients of sample i start at
+ * a + i * stride (stride 0: per channel, C: per sample and channel). */
+void cpu_bn_affine(float *y, const float *x, const float *a, const float *b, int n, int64_t hw, int C,
+                   int64_t stride, bool relu);
+/* dx (+)= a * g + b * x + c0 with g = dy masked by y > 0 when relu; a per sample as above,
+ * b and c0 per channel. */
+void cpu_bn_dx(float *dx, bool accumulate, const float *x, const float *dy, const float *y, const float *a,
+               int64_t a_stride, const float *b, const float *c0, int n, int64_t hw, int C, bool relu);
 
 
 

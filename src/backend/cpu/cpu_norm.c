@@ -11,7 +11,10 @@
  * statistics and of backward across the group; see backend.h.
  *
  * Running statistics follow PyTorch: running = (1 - m) * running + m * batch, with the unbiased
- * variance. The ReLU mask in backward comes from the forward output (out > 0). */
+ * variance. The ReLU mask in backward comes from the forward output (out > 0).
+ *
+ * The statistics machinery (cpu_bn_*, declared in cpu_internal.h) is shared with conditional
+ * BatchNorm (cpu_gan.c), whose affine transform is per sample instead of per channel. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -23,25 +26,40 @@
 
 typedef struct bn_op {
     be_op base;
-    be_bn_desc d;
-    int max_threads;
-    double *acc;  /* (threads, 2, C) */
-    float *fblk;  /* (threads, 2, C) block sums */
-    float *a, *b, *k; /* per-channel coefficients (C) */
-    double *sums;     /* (2, C) channel sums of the last pass */
-    double *red;      /* (2C + 1) cross-replica reduction buffer */
-    double count;     /* values per channel behind the last batch statistics (all ranks) */
+    cpu_bn_stats s;
 } bn_op;
+
+void cpu_bn_stats_init(cpu_bn_stats *s, const be_bn_desc *d) {
+    memset(s, 0, sizeof *s);
+    s->d = *d;
+    /* Sized for the most threads OpenMP may give us. */
+    s->max_threads = omp_get_num_procs() > omp_get_max_threads() ? omp_get_num_procs() : omp_get_max_threads();
+    s->acc = cpu_buffer((size_t)s->max_threads * 2 * d->c * sizeof(double));
+    s->fblk = cpu_buffer((size_t)s->max_threads * 2 * d->c * sizeof(float));
+    s->a = cpu_buffer((size_t)d->c * sizeof(float));
+    s->b = cpu_buffer((size_t)d->c * sizeof(float));
+    s->k = cpu_buffer((size_t)d->c * sizeof(float));
+    s->sums = cpu_buffer((size_t)2 * d->c * sizeof(double));
+    s->red = cpu_buffer((size_t)(2 * d->c + 1) * sizeof(double));
+    s->mu = cpu_buffer((size_t)d->c * sizeof(double));
+    s->inv = cpu_buffer((size_t)d->c * sizeof(double));
+}
+
+void cpu_bn_stats_free(cpu_bn_stats *s) {
+    free(s->acc);
+    free(s->fblk);
+    free(s->a);
+    free(s->b);
+    free(s->k);
+    free(s->sums);
+    free(s->red);
+    free(s->mu);
+    free(s->inv);
+}
 
 static void bn_destroy(be_op *op) {
     bn_op *o = (bn_op *)op;
-    free(o->acc);
-    free(o->fblk);
-    free(o->a);
-    free(o->b);
-    free(o->k);
-    free(o->sums);
-    free(o->red);
+    cpu_bn_stats_free(&o->s);
     free(o);
 }
 
@@ -49,27 +67,17 @@ static be_op *bn_create(const be_bn_desc *d, dpt_layout layout) {
     DPT_CHECK_LIB("cpu", layout == LAYOUT_NHWC, "batchnorm_create", "the CPU BatchNorm kernels take NHWC");
     bn_op *o = dpt_xcalloc(1, sizeof *o);
     o->base.destroy = bn_destroy;
-    o->d = *d;
-    /* Sized for the most threads OpenMP may give us. */
-    o->max_threads = omp_get_num_procs() > omp_get_max_threads() ? omp_get_num_procs() : omp_get_max_threads();
-    o->acc = cpu_buffer((size_t)o->max_threads * 2 * d->c * sizeof(double));
-    o->fblk = cpu_buffer((size_t)o->max_threads * 2 * d->c * sizeof(float));
-    o->a = cpu_buffer((size_t)d->c * sizeof(float));
-    o->b = cpu_buffer((size_t)d->c * sizeof(float));
-    o->k = cpu_buffer((size_t)d->c * sizeof(float));
-    o->sums = cpu_buffer((size_t)2 * d->c * sizeof(double));
-    o->red = cpu_buffer((size_t)(2 * d->c + 1) * sizeof(double));
+    cpu_bn_stats_init(&o->s, d);
     return &o->base;
 }
 
-/* Per-channel sums over all pixels, in double:
+/* Per-channel sums over P pixels, in double:
  *   s0[c] = sum of u(p, c), s1[c] = sum of v(p, c)
  * where (u, v) = (x - k, (x - k)^2) for statistics, or (g, g * (x - k)) for backward with
  * g = dy masked by out > 0 when relu. */
-static void channel_sums(bn_op *o, const float *x, const float *dy, const float *y, bool relu, bool backward,
-                         double *s0, double *s1) {
+void cpu_bn_channel_sums(cpu_bn_stats *o, const float *x, const float *dy, const float *y, int64_t P, bool relu,
+                         bool backward, double *s0, double *s1) {
     const int C = o->d.c;
-    const int64_t P = (int64_t)o->d.n * o->d.h * o->d.w;
     const float *k = o->k;
     int nt = 1;
 #pragma omp parallel
@@ -122,37 +130,33 @@ static void channel_sums(bn_op *o, const float *x, const float *dy, const float 
     }
 }
 
-/* y = a * x + b (then ReLU), per channel. */
-static void affine(float *y, const float *x, const float *a, const float *b, int64_t P, int C, bool relu) {
+void cpu_bn_affine(float *y, const float *x, const float *a, const float *b, int n, int64_t hw, int C,
+                   int64_t stride, bool relu) {
+    const int64_t P = (int64_t)n * hw;
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; p++) {
-        const float *xp = x + p * C;
+        const float *xp = x + p * C, *ap = a + p / hw * stride, *bp = b + p / hw * stride;
         float *yp = y + p * C;
         if (relu) {
 #pragma omp simd
             for (int c = 0; c < C; c++) {
-                float v = a[c] * xp[c] + b[c];
+                float v = ap[c] * xp[c] + bp[c];
                 yp[c] = v > 0.0f ? v : 0.0f;
             }
         } else {
 #pragma omp simd
-            for (int c = 0; c < C; c++) yp[c] = a[c] * xp[c] + b[c];
+            for (int c = 0; c < C; c++) yp[c] = ap[c] * xp[c] + bp[c];
         }
     }
 }
 
-static void bn_forward_train(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, dpt_tensor *save_var,
-                             dpt_tensor *running_mean, dpt_tensor *running_var, const dpt_tensor *in,
-                             const dpt_tensor *gamma, const dpt_tensor *beta) {
-    bn_op *o = (bn_op *)op;
+void cpu_bn_batch_stats(cpu_bn_stats *o, float *mean, float *var, float *rm, float *rv, const float *x) {
     const int C = o->d.c;
     const int64_t P = (int64_t)o->d.n * o->d.h * o->d.w;
-    const float *x = in->data, *g = gamma->data, *bt = beta->data;
-    float *mean = save_mean->data, *var = save_var->data, *rm = running_mean->data, *rv = running_var->data;
     /* Shift by the first pixel: sums of (x - k) stay small where the mean is large. */
     memcpy(o->k, x, (size_t)C * sizeof(float));
     double *s0 = o->sums, *s1 = o->sums + C;
-    channel_sums(o, x, NULL, NULL, false, false, s0, s1);
+    cpu_bn_channel_sums(o, x, NULL, NULL, P, false, false, s0, s1);
     double N = (double)P;
     if (o->d.reduce.fn) {
         /* Ranks shift by different k: reduce unshifted sums (double keeps sum(x^2) exact enough:
@@ -183,16 +187,29 @@ static void bn_forward_train(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, 
         var[c] = (float)v;
         rm[c] = (float)((1.0 - m) * rm[c] + m * mu);
         rv[c] = (float)((1.0 - m) * rv[c] + m * v * unbias);
-        double inv = 1.0 / sqrt(v + (double)o->d.eps);
+        o->mu[c] = mu;
+        o->inv[c] = 1.0 / sqrt(v + (double)o->d.eps);
+    }
+}
+
+static void bn_forward_train(be_op *op, dpt_tensor *out, dpt_tensor *save_mean, dpt_tensor *save_var,
+                             dpt_tensor *running_mean, dpt_tensor *running_var, const dpt_tensor *in,
+                             const dpt_tensor *gamma, const dpt_tensor *beta) {
+    cpu_bn_stats *o = &((bn_op *)op)->s;
+    const int C = o->d.c;
+    const float *g = gamma->data, *bt = beta->data;
+    cpu_bn_batch_stats(o, save_mean->data, save_var->data, running_mean->data, running_var->data, in->data);
+    for (int c = 0; c < C; c++) {
+        double mu = o->mu[c], inv = o->inv[c];
         o->a[c] = (float)(g[c] * inv);
         o->b[c] = (float)(bt[c] - mu * g[c] * inv);
     }
-    affine(out->data, x, o->a, o->b, P, C, o->d.relu);
+    cpu_bn_affine(out->data, in->data, o->a, o->b, o->d.n, (int64_t)o->d.h * o->d.w, C, 0, o->d.relu);
 }
 
 static void bn_forward_eval(be_op *op, dpt_tensor *out, const dpt_tensor *in, const dpt_tensor *gamma,
                             const dpt_tensor *beta, const dpt_tensor *running_mean, const dpt_tensor *running_var) {
-    bn_op *o = (bn_op *)op;
+    cpu_bn_stats *o = &((bn_op *)op)->s;
     const int C = o->d.c;
     const float *g = gamma->data, *bt = beta->data, *rm = running_mean->data, *rv = running_var->data;
     for (int c = 0; c < C; c++) {
@@ -200,14 +217,42 @@ static void bn_forward_eval(be_op *op, dpt_tensor *out, const dpt_tensor *in, co
         o->a[c] = (float)(g[c] * inv);
         o->b[c] = (float)(bt[c] - (double)rm[c] * g[c] * inv);
     }
-    affine(out->data, in->data, o->a, o->b, (int64_t)o->d.n * o->d.h * o->d.w, C, o->d.relu);
+    cpu_bn_affine(out->data, in->data, o->a, o->b, o->d.n, (int64_t)o->d.h * o->d.w, C, 0, o->d.relu);
+}
+
+void cpu_bn_dx(float *dx, bool accumulate, const float *x, const float *dy, const float *y, const float *a,
+               int64_t a_stride, const float *b, const float *c0, int n, int64_t hw, int C, bool relu) {
+    const int64_t P = (int64_t)n * hw;
+    /* Without ReLU, compare x against -inf: every element kept. */
+    const float *mask_src = relu ? y : x;
+    const float floor = relu ? 0.0f : -INFINITY;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < P; p++) {
+        const float *xp = x + p * C, *gp = dy + p * C, *mp = mask_src + p * C, *ap = a + p / hw * a_stride;
+        float *dxp = dx + p * C;
+        if (accumulate) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float g = gp[c];
+                g = mp[c] > floor ? g : 0.0f;
+                dxp[c] += ap[c] * g + b[c] * xp[c] + c0[c];
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float g = gp[c];
+                g = mp[c] > floor ? g : 0.0f;
+                dxp[c] = ap[c] * g + b[c] * xp[c] + c0[c];
+            }
+        }
+    }
 }
 
 static void bn_backward(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor *dgamma, dpt_tensor *dbeta,
                         bool param_accumulate, const dpt_tensor *dout, const dpt_tensor *in, const dpt_tensor *out,
                         const dpt_tensor *gamma, const dpt_tensor *beta, const dpt_tensor *save_mean,
                         const dpt_tensor *save_var) {
-    bn_op *o = (bn_op *)op;
+    cpu_bn_stats *o = &((bn_op *)op)->s;
     const int C = o->d.c;
     const int64_t P = (int64_t)o->d.n * o->d.h * o->d.w;
     const bool relu = o->d.relu;
@@ -217,7 +262,7 @@ static void bn_backward(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor 
     /* Sums around the batch mean: k = mean. */
     memcpy(o->k, mean, (size_t)C * sizeof(float));
     double *sg = o->sums, *sgx = o->sums + C;
-    channel_sums(o, x, dy, y, relu, true, sg, sgx);
+    cpu_bn_channel_sums(o, x, dy, y, P, relu, true, sg, sgx);
     for (int c = 0; c < C; c++) {
         double inv = 1.0 / sqrt((double)var[c] + (double)o->d.eps);
         double dgam = sgx[c] * inv, dbet = sg[c];
@@ -239,30 +284,7 @@ static void bn_backward(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor 
         cb[c] = (float)b;
         c0[c] = (float)(-a * sg[c] / N - b * mean[c]);
     }
-    float *dx = din->data;
-    /* Without ReLU, compare x against -inf: every element kept. */
-    const float *mask_src = relu ? y : x;
-    const float floor = relu ? 0.0f : -INFINITY;
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < P; p++) {
-        const float *xp = x + p * C, *gp = dy + p * C, *mp = mask_src + p * C;
-        float *dxp = dx + p * C;
-        if (accumulate) {
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float g = gp[c];
-                g = mp[c] > floor ? g : 0.0f;
-                dxp[c] += ca[c] * g + cb[c] * xp[c] + c0[c];
-            }
-        } else {
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float g = gp[c];
-                g = mp[c] > floor ? g : 0.0f;
-                dxp[c] = ca[c] * g + cb[c] * xp[c] + c0[c];
-            }
-        }
-    }
+    cpu_bn_dx(din->data, accumulate, x, dy, y, ca, 0, cb, c0, o->d.n, (int64_t)o->d.h * o->d.w, C, relu);
 }
 
 void cpu_fill_norm(dpt_backend *be) {
