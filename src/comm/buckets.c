@@ -11,6 +11,7 @@ typedef struct bucket {
     size_t begin, end;  /* bytes into the gradient arena */
     int remaining;      /* gradients not yet final this step */
     bool started;
+    double t_start, t_done; /* when it was started and seen complete (timer_now) */
     uint64_t seq;       /* its collective number this step, for stall reports */
     MPI_Request req;
 } bucket;
@@ -22,6 +23,7 @@ struct comm_grad_sync {
     int *param_bucket;
     int nparams;
     int outstanding;
+    double polling; /* seconds inside comm_grad_progress's MPI_Test calls this step */
 };
 
 comm_grad_sync *comm_grad_sync_create(float *base, const size_t *offsets, const int64_t *numel, int nparams,
@@ -74,6 +76,7 @@ void comm_grad_begin(comm_grad_sync *s) {
         s->b[i].req = MPI_REQUEST_NULL;
     }
     s->outstanding = 0;
+    s->polling = 0.0;
 }
 
 static void start(comm_grad_sync *s, bucket *bk) {
@@ -81,6 +84,8 @@ static void start(comm_grad_sync *s, bucket *bk) {
     int count = (int)((bk->end - bk->begin) / sizeof(float));
     float *p = (float *)((char *)s->base + bk->begin);
     bk->seq = comm_next_seq();
+    bk->t_start = timer_now();
+    bk->t_done = 0.0;
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &bk->req));
     bk->started = true;
     s->outstanding++;
@@ -99,12 +104,17 @@ void comm_grad_ready(comm_grad_sync *s, int param) {
 
 void comm_grad_progress(comm_grad_sync *s) {
     if (s->outstanding == 0) return;
+    const double t0 = timer_now();
     for (int i = 0; i < s->nb; i++) {
         if (!s->b[i].started || s->b[i].req == MPI_REQUEST_NULL) continue;
         int done = 0;
         MPI_CHECK(MPI_Test(&s->b[i].req, &done, MPI_STATUS_IGNORE));
-        if (done) s->outstanding--;
+        if (done) {
+            s->b[i].t_done = timer_now();
+            s->outstanding--;
+        }
     }
+    s->polling += timer_now() - t0;
 }
 
 double comm_grad_wait(comm_grad_sync *s) {
@@ -115,7 +125,26 @@ double comm_grad_wait(comm_grad_sync *s) {
         char what[32];
         snprintf(what, sizeof what, "gradient bucket %d", i);
         comm_wait(&s->b[i].req, 1, s->b[i].seq, what);
+        s->b[i].t_done = timer_now();
     }
     s->outstanding = 0;
     return timer_now() - t0;
+}
+
+comm_grad_times comm_grad_last_times(const comm_grad_sync *s) {
+    /* Buckets start in index order; the union of their [start, done] intervals. */
+    double total = 0.0, lo = 0.0, hi = -1.0;
+    for (int i = 0; i < s->nb; i++) {
+        const bucket *bk = &s->b[i];
+        if (!bk->started || bk->t_done <= 0.0) continue;
+        if (bk->t_start > hi) {
+            if (hi > lo) total += hi - lo;
+            lo = bk->t_start;
+            hi = bk->t_done;
+        } else if (bk->t_done > hi) {
+            hi = bk->t_done;
+        }
+    }
+    if (hi > lo) total += hi - lo;
+    return (comm_grad_times){.in_flight = total, .polling = s->polling};
 }

@@ -121,7 +121,12 @@ static const cfg_key schema[] = {
     {"train", "verify_replicas", CFG_BOOL, F(train, verify_replicas), "false", 0, 0, false, NULL,
      "after every step, check that all ranks hold bit-identical weights (costs an allgather)"},
     {"train", "profile", CFG_BOOL, F(train, profile), "false", 0, 0, false, NULL,
-     "time every layer's forward and backward (from step 5) and log a per-layer table at the end"},
+     "time every layer's forward and backward (from step 5) and log a per-layer table at the end; rank 0 writes "
+     "<out>/timeline.tsv with every step's data wait, forward, backward, allreduce in flight, exposed communication, "
+     "agreement and update times"},
+    {"train", "accum_steps", CFG_INT, F(train, accum_steps), "1", 1, 4096, false, NULL,
+     "micro-steps per step: each rank runs forward and backward on this many equal slices of its batch, "
+     "accumulating gradients, and the gradient allreduce runs once, on the last (batches larger than memory)"},
     {"train", "save_weights", CFG_BOOL, F(train, save_weights), "true", 0, 0, false, NULL,
      "write the final parameters and buffers to <out>/weights.h5"},
     {"train", "progress", CFG_ENUM, F(train, progress), "auto", 0, 0, false, "auto|bar|lines|off",

@@ -223,6 +223,22 @@ static bool start_or_resume(run_ctx *r, const char *resume, loop_state *ls, int6
     return true;
 }
 
+/* <out>/timeline.tsv (train.profile, rank 0): one row per step, milliseconds. Appended to on a
+ * resume; the header goes into a new file. */
+static FILE *open_timeline(const char *out_dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/timeline.tsv", out_dir);
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        log_warn("cannot write %s: no timeline", path);
+        return NULL;
+    }
+    if (ftell(f) == 0)
+        fprintf(f, "step\tdata_ms\tforward_ms\tbackward_ms\tpolling_ms\tallreduce_in_flight_ms\texposed_comm_ms\t"
+                   "agreement_ms\tupdate_ms\tstep_ms\n");
+    return f;
+}
+
 int train_classifier(const dpt_config *cfg, const char *out_dir, const char *resume) {
     run_ctx rc, *r = &rc;
     memset(r, 0, sizeof *r);
@@ -308,6 +324,8 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     const float smoothing = (float)cfg->train.label_smoothing;
     const size_t buf_bytes = g->buffer_arena.size;
     float *buf_snapshot = buf_bytes ? dpt_xmalloc(buf_bytes) : NULL; /* buffers before the step: a skip restores them */
+    FILE *timeline = cfg->train.profile && rank == 0 ? open_timeline(out_dir) : NULL;
+    double t_in_flight = 0.0;
 
     comm_barrier();
     ls.t_run0 += timer_now();
@@ -342,6 +360,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         const int64_t nsteps = DPT_MAX((int64_t)0, DPT_MIN(spe - first, r->total_steps - ls.global_step));
         runlog_epoch(r, epoch, true);
         if (nsteps > 0) loader_start_train(r->train_loader, epoch, first, nsteps, r->global_batch, rank, world);
+        const int64_t sample = (int64_t)r->spec.in_channels * r->spec.height * r->spec.width; /* floats */
         for (int64_t s = first; s < first + nsteps; s++) {
             const int64_t step_no = ls.global_step + 1; /* as the logs count */
             comm_set_step(step_no);
@@ -359,12 +378,21 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             if (buf_snapshot) g->be->copy_to_host(buf_snapshot, g->buffer_arena.base, buf_bytes);
             /* Gradients of the global batch's mean loss: summing across ranks averages. */
             const float grad_scale = 1.0f / (float)r->global_batch;
-            nn_forward(g, b->x, true);
-            double step_loss = nn_loss(g, b->y, smoothing, grad_scale, b->n);
-            double t2 = timer_now();
-            if (r->sync) comm_grad_begin(r->sync);
-            nn_backward(g, false, r->sync ? on_node_backward : NULL, r);
-            double t3 = timer_now();
+            double step_loss = 0.0, fwd = 0.0, bwd = 0.0;
+            DPT_CHECK(b->n == r->local_batch);
+            for (int k = 0; k < r->accum; k++) {
+                /* Micro-step k: its slice of the batch; gradients accumulate after the first, and
+                 * only the last one's backward hands them to the allreduce. */
+                const bool last_micro = k == r->accum - 1;
+                const double ta = timer_now();
+                nn_forward(g, b->x + (int64_t)k * r->micro_batch * sample, true);
+                step_loss += nn_loss(g, b->y + (int64_t)k * r->micro_batch, smoothing, grad_scale, r->micro_batch);
+                const double tb = timer_now();
+                if (last_micro && r->sync) comm_grad_begin(r->sync);
+                nn_backward(g, k > 0, last_micro && r->sync ? on_node_backward : NULL, r);
+                fwd += tb - ta;
+                bwd += timer_now() - tb;
+            }
             double exposed = r->sync ? comm_grad_wait(r->sync) : 0.0;
             double t4 = timer_now();
             step_verdict v = agree_step(r, step_no, step_loss);
@@ -398,8 +426,15 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             if (cfg->train.verify_replicas) verify_replicas(r, ls.global_step);
             double t5 = timer_now();
             t_data += t1 - t0;
-            t_fwd += t2 - t1;
-            t_bwd += t3 - t2;
+            t_fwd += fwd;
+            t_bwd += bwd;
+            if (timeline) {
+                comm_grad_times ct = r->sync ? comm_grad_last_times(r->sync) : (comm_grad_times){0};
+                t_in_flight += ct.in_flight;
+                fprintf(timeline, "%lld\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", (long long)step_no,
+                        1e3 * (t1 - t0), 1e3 * fwd, 1e3 * bwd, 1e3 * ct.polling, 1e3 * ct.in_flight, 1e3 * exposed,
+                        1e3 * (t4b - t4), 1e3 * (t5 - t4b), 1e3 * (t5 - t0));
+            }
             t_comm += exposed;
             t_agree += t4b - t4;
             t_upd += t5 - t4b;
@@ -483,6 +518,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     }
     loader_stop(r->train_loader);
     free(buf_snapshot);
+    if (timeline) fclose(timeline);
     const double total_s = timer_now() - ls.t_run0;
     const int64_t global_step = ls.global_step;
 
@@ -504,7 +540,14 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
              (long long)timed, 1e3 * med, med_img_s, per * t_data, per * t_fwd, per * t_bwd, per * t_comm,
              per * t_agree, per * t_upd);
     if (ls.skipped) log_info("skipped steps (non-finite loss or gradient): %lld", (long long)ls.skipped);
-    if (cfg->train.profile) nn_graph_profile_report(g, log_info);
+    if (cfg->train.profile) {
+        nn_graph_profile_report(g, log_info);
+        if (timeline && r->sync && timed > 0)
+            log_info("timeline: %s/timeline.tsv; per step: allreduce in flight %.2f ms, exposed %.2f ms (%.0f%% hidden "
+                     "behind backward)",
+                     out_dir, per * t_in_flight, per * t_comm,
+                     t_in_flight > 0 ? 100.0 * (1.0 - t_comm / t_in_flight) : 0.0);
+    }
     char hms[32];
     if (ls.reached) {
         fmt_hms(ls.reached_at, hms, sizeof hms);
@@ -524,11 +567,13 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
              "\"best_top1\": %.6f, \"target\": %.6f, \"reached\": %s, \"time_to_target_s\": %s%.3f, "
              "\"median_step_ms\": %.3f, \"median_img_per_s\": %.1f, \"world\": %d, \"threads\": %d, "
              "\"forward_ms\": %.3f, \"backward_ms\": %.3f, \"comm_exposed_ms\": %.3f, \"update_ms\": %.3f, "
-             "\"data_wait_ms\": %.3f, \"agree_ms\": %.3f, \"skipped_steps\": %lld, \"resumed\": %s",
+             "\"data_wait_ms\": %.3f, \"agree_ms\": %.3f, \"skipped_steps\": %lld, \"resumed\": %s, "
+             "\"accum_steps\": %d, \"collectives\": %llu",
              (long long)global_step, (long long)last_epoch + 1, total_s, ls.last_eval.top1, ls.last_eval.top5,
              ls.best_top1, cfg->train.target_accuracy, ls.reached ? "true" : "false", ls.reached ? "" : "-",
              ls.reached ? ls.reached_at : 1.0, 1e3 * med, med_img_s, world, r->threads, per * t_fwd, per * t_bwd,
-             per * t_comm, per * t_upd, per * t_data, per * t_agree, (long long)ls.skipped, start_epoch || start_step ? "true" : "false");
+             per * t_comm, per * t_upd, per * t_data, per * t_agree, (long long)ls.skipped, start_epoch || start_step ? "true" : "false",
+             r->accum, (unsigned long long)comm_sequence());
     run_result res = {.epochs = last_epoch + 1,
                       .reached = ls.reached,
                       .reached_at_s = ls.reached_at,

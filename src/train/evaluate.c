@@ -12,14 +12,20 @@ eval_result run_evaluate(run_ctx *r) {
     int64_t counts[3] = {0, 0, 0}; /* top1, top5, samples */
     double loss = 0.0;
     const loader_batch *b;
+    /* The loader's batches are the per-rank batch; the graph's is a micro-batch (train.accum_steps). */
+    const int m = r->micro_batch;
+    const int64_t sample = (int64_t)r->spec.in_channels * r->spec.height * r->spec.width;
     while ((b = loader_next(r->eval_loader)) != NULL) {
-        nn_forward(r->g, b->x, false);
-        loss += nn_loss(r->g, b->y, 0.0f, 0.0f, b->n);
-        int64_t t1, t5;
-        nn_accuracy(r->g, b->y, b->n, &t1, &t5);
-        counts[0] += t1;
-        counts[1] += t5;
-        counts[2] += b->n;
+        for (int off = 0; off < b->n; off += m) {
+            const int n = DPT_MIN(m, b->n - off);
+            nn_forward(r->g, b->x + off * sample, false);
+            loss += nn_loss(r->g, b->y + off, 0.0f, 0.0f, n);
+            int64_t t1, t5;
+            nn_accuracy(r->g, b->y + off, n, &t1, &t5);
+            counts[0] += t1;
+            counts[1] += t5;
+            counts[2] += n;
+        }
     }
     comm_allreduce_sum_i64(counts, 3);
     comm_allreduce_sum_f64(&loss, 1);

@@ -112,10 +112,10 @@ void runlog_run_start(run_ctx *r) {
     mllog_str(m, "submission_platform", hw);
     mllog_int(m, "seed", cfg->train.seed);
     mllog_int(m, "global_batch_size", r->global_batch);
-    mllog_int(m, "gradient_accumulation_steps", 1);
+    mllog_int(m, "gradient_accumulation_steps", r->accum);
     mllog_int(m, "train_samples", r->train.n);
     mllog_int(m, "eval_samples", r->test.n);
-    mllog_int(m, "model_bn_span", (int64_t)r->local_batch * (r->bn_group > 1 ? r->bn_group : 1));
+    mllog_int(m, "model_bn_span", (int64_t)r->micro_batch * (r->bn_group > 1 ? r->bn_group : 1));
     mllog_str(m, "opt_name", lars ? "lars" : "sgd");
     mllog_num(m, "opt_base_learning_rate", peak);
     mllog_num(m, "opt_learning_rate_warmup_epochs", cfg->schedule.warmup_epochs);

@@ -119,6 +119,14 @@ static dpt_status check_batch(const run_ctx *r) {
             return dpt_error(DPT_ERR_CONFIG, "train.batch_size: %lld (from epoch %lld) is not divisible by the %d ranks",
                              (long long)b->value[k], (long long)b->epoch[k], r->ci->world);
         }
+    const int64_t k = r->cfg->train.accum_steps;
+    for (int i = 0; i < b->n; i++)
+        if (b->value[i] / r->ci->world % k != 0)
+            return dpt_error(DPT_ERR_CONFIG,
+                             "train.accum_steps = %lld does not divide the per-rank batch %lld (global %lld over %d "
+                             "ranks%s)",
+                             (long long)k, (long long)(b->value[i] / r->ci->world), (long long)b->value[i],
+                             r->ci->world, b->n > 1 ? ", in one of the batch phases" : "");
     const int64_t group = r->cfg->model.bn_group;
     if (group > 1 && r->ci->world > 1 && r->ci->world % group != 0)
         return dpt_error(DPT_ERR_CONFIG, "model.bn_group = %lld does not divide the %d ranks", (long long)group,
@@ -153,6 +161,8 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     if (!run_agree(check_batch(r))) return false;
     r->global_batch = (int)run_batch_for_epoch(r, 0);
     r->local_batch = r->global_batch / r->ci->world;
+    r->accum = (int)cfg->train.accum_steps;
+    r->micro_batch = r->local_batch / r->accum;
     int64_t group = cfg->model.bn_group == 0 ? r->ci->world : cfg->model.bn_group;
     r->bn_group = (int)DPT_MIN(group, (int64_t)r->ci->world);
     if (r->bn_group > 1) r->bn_comm = comm_group_create(r->bn_group);
@@ -195,7 +205,7 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
         .batchnorm = strcmp(cfg->model.norm, "batch") == 0,
         .zero_init_residual = cfg->model.zero_init_residual,
     };
-    r->g = build_graph(r, &r->spec, r->local_batch, &st);
+    r->g = build_graph(r, &r->spec, r->micro_batch, &st);
     if (!run_agree(st)) return false;
     nn_init_params(r->g, (uint64_t)cfg->train.seed);
     if (cfg->train.init_weights[0] && !run_agree(weights_load(r->g, cfg->train.init_weights))) return false;
@@ -247,7 +257,7 @@ bool run_reshape(run_ctx *r, int global_batch, int h, int w) {
     spec.width = w;
     const int local = global_batch / r->ci->world;
     dpt_status st;
-    nn_graph *g = build_graph(r, &spec, local, &st);
+    nn_graph *g = build_graph(r, &spec, local / r->accum, &st);
     DPT_CHECK_LIB("dptrain", st == DPT_OK, "run_reshape", "cannot rebuild %s for batch %d of %dx%d: %s", spec.name,
                   local, h, w, dpt_error_message());
     /* The parameter and buffer layouts depend on neither the batch nor the input size. */
@@ -259,6 +269,7 @@ bool run_reshape(run_ctx *r, int global_batch, int h, int w) {
     r->spec = spec;
     r->global_batch = global_batch;
     r->local_batch = local;
+    r->micro_batch = local / r->accum;
     if (new_batch) { /* buffers are sized by the batch: new loaders */
         const bool train = r->train_loader != NULL;
         loader_destroy(r->train_loader);
@@ -369,7 +380,10 @@ void run_banner(const run_ctx *r, const char *what) {
              r->workers, r->workers_why);
     char phases[256];
     config_phases_text(&r->cfg->train.batch_size, phases, sizeof phases);
-    log_info("  batch      %d global, %d per rank%s%s%s", r->global_batch, r->local_batch,
+    char micro[96] = "";
+    if (r->accum > 1)
+        snprintf(micro, sizeof micro, " in %d micro-steps of %d (one allreduce per step)", r->accum, r->micro_batch);
+    log_info("  batch      %d global, %d per rank%s%s%s%s", r->global_batch, r->local_batch, micro,
              r->cfg->train.batch_size.n > 1 ? " (phases " : "", r->cfg->train.batch_size.n > 1 ? phases : "",
              r->cfg->train.batch_size.n > 1 ? ")" : "");
     if (r->spec.batchnorm)

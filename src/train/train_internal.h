@@ -29,6 +29,7 @@ typedef struct run_ctx {
     char threads_why[128];
     dpt_dataset train, test;
     int local_batch, global_batch; /* of the current batch phase */
+    int accum, micro_batch;        /* train.accum_steps; the graph's batch: local_batch / accum */
     int bn_group;                  /* ranks per BatchNorm statistics group */
     comm_group *bn_comm;           /* NULL: per-rank BatchNorm */
     int64_t steps_per_epoch, total_steps;

@@ -107,5 +107,17 @@ void comm_grad_ready(comm_grad_sync *s, int param);
 void comm_grad_progress(comm_grad_sync *s);
 /* Waits for every bucket; returns the seconds spent waiting (exposed communication). */
 double comm_grad_wait(comm_grad_sync *s);
+/* The last step's communication times (seconds), for the timeline (train.profile):
+ *   in_flight: while some bucket was in flight, the union of the intervals from each bucket's
+ *              start to the moment its completion was seen (by comm_grad_progress or
+ *              comm_grad_wait); completions are seen only when polled, so it is an upper bound
+ *              at the granularity of one layer's backward;
+ *   polling:   spent inside comm_grad_progress during backward (MPI progresses host transfers
+ *              only inside MPI calls, so this is communication work that backward paid for).
+ * in_flight minus the exposed wait (comm_grad_wait's return) is the part backward hid. */
+typedef struct comm_grad_times {
+    double in_flight, polling;
+} comm_grad_times;
+comm_grad_times comm_grad_last_times(const comm_grad_sync *s);
 
 #endif

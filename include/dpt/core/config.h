@@ -103,6 +103,7 @@ typedef struct dpt_config {
         int64_t threads;
         bool verify_replicas;
         bool profile;
+        int64_t accum_steps;
         bool save_weights;
         char progress[16]; /* auto | bar | lines | off */
         char init_weights[CFG_STR_MAX];
