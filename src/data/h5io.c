@@ -1,12 +1,12 @@
 #include "dpt/data/h5io.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "dpt/core/fsutil.h"
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -219,27 +219,10 @@ hid_t h5_create_file_atomic(const char *path, char *tmp_path, size_t tmp_size) {
     return H5Fcreate(tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
 }
 
-static dpt_status fsync_path(const char *path, int flags) {
-    int fd = open(path, flags);
-    if (fd < 0) return dpt_error(DPT_ERR_IO, "cannot open %s for sync: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0) return dpt_error(DPT_ERR_IO, "cannot sync %s: %s", path, strerror(errno));
-    return DPT_OK;
-}
-
 dpt_status h5_commit_file(hid_t file, const char *tmp_path, const char *path) {
     if (H5Fclose(file) < 0) {
         unlink(tmp_path);
         return dpt_error(DPT_ERR_IO, "cannot write %s", tmp_path);
     }
-    dpt_status st = fsync_path(tmp_path, O_RDONLY);
-    if (st != DPT_OK) return st;
-    if (rename(tmp_path, path) != 0) {
-        unlink(tmp_path);
-        return dpt_error(DPT_ERR_IO, "cannot rename %s to %s: %s", tmp_path, path, strerror(errno));
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    return fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
+    return fs_commit_tmp(tmp_path, path);
 }
