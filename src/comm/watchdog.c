@@ -39,15 +39,18 @@ enum { RECENT = 256 };
 
 /* Polling, tuned on 2 cores with Open MPI 4.1 shared memory. When the ranks arrive together a
  * small allreduce completes within a few microseconds: spinning SPIN_S first keeps its latency at
- * the blocking call's. Ranks arriving up to ~1 ms apart (compute jitter before a small allreduce
- * inside the step) happen every step: up to YIELD_S the rank polls with sched_yield in between,
- * which costs ~1 us on a core of its own and hands a shared core to the rank it waits for. After
- * that it naps (nanosleep, 60-110 us with the kernel's timer slack), so that a long wait burns no
- * core; napping from the start added ~90 us to an allreduce with 100 us skew. After each nap a
- * short burst of polls catches the next rounds of a multi-round algorithm, whose messages arrive
- * back to back. */
+ * the blocking call's. After that, up to YIELD_S, the rank polls with sched_yield in between,
+ * which costs ~1 us on a core of its own and hands a shared core to the rank it waits for. That
+ * covers compute jitter between ranks and, above all, large buffers: MPI moves host data only
+ * inside MPI calls, so a 64 MB allreduce needs continuous polling (with 50 us naps between
+ * 5 us bursts it ran 3-4x slower than with yields). Only a wait longer than YIELD_S (a
+ * checkpoint written by one rank, a stalled rank) naps (nanosleep, 60-110 us with the kernel's
+ * timer slack), so that it burns no core; after each nap a short burst of polls catches the next
+ * rounds of a multi-round algorithm. Queries from other ranks and the deadline are looked at
+ * every CHECK_S in both regimes. */
 #define SPIN_S 20e-6
-#define YIELD_S 1e-3
+#define YIELD_S 1.0
+#define CHECK_S 1e-3
 #define BURST_S 5e-6
 #define NAP_NS 50000L
 
@@ -336,14 +339,18 @@ void comm_wait(MPI_Request *reqs, int n, uint64_t seq, const char *what) {
     wd.wait_seq = seq;
     wd.wait_what = what;
     wd.wait_t0 = t0;
+    double next_check = t0 + CHECK_S;
     while (!done) {
         double now = timer_now();
         if (now >= poll_until) {
+            if (now >= next_check) {
+                if (wd.ready) serve_queries();
+                if (now >= deadline && wd.ready) stall(reqs, n);
+                next_check = now + CHECK_S;
+            }
             if (now - t0 < YIELD_S) {
                 sched_yield();
             } else {
-                if (wd.ready) serve_queries();
-                if (now >= deadline && wd.ready) stall(reqs, n);
                 nap();
                 poll_until = timer_now() + BURST_S;
             }

@@ -1,5 +1,5 @@
 # launch/dptrain-mpirun: the command it builds (placement, binding, oversubscription only when
-# asked, exported variables, refusals), real 2- and 4-rank runs through it with the banner
+# asked, exported variables, the shared-memory transport, refusals), real 2- and 4-rank runs through it with the banner
 # checked against what the ranks see, and multi-node layouts on one host (DPT_TEST_NODE_OF_RANK)
 # with local ranks and threads per rank derived from them.
 source "$(dirname "$0")/lib.sh"
@@ -51,7 +51,8 @@ DPT_GPUS_PER_HOST=2 expect_cmd "default with 2 GPUs per host: 2 ranks" "-np 2 .*
 NCCL_DEBUG=WARN OMP_PROC_BIND=close expect_cmd "NCCL_* and OMP_* exported to the ranks" \
     "-x NCCL_DEBUG .*-x OMP_PROC_BIND .*-x PATH" "DPT_GPUS" -- -np 2 train x
 expect_cmd "--threads 1 exports OMP_NUM_THREADS" "-x OMP_NUM_THREADS" "" -- -np 2 --threads 1 train x
-expect_cmd "--cma off" "btl_vader_single_copy_mechanism none" "" -- -np 2 --cma off train x
+expect_cmd "shared-memory single copy off by default" "btl_vader_single_copy_mechanism none" "" -- -np 2 train x
+expect_cmd "--cma on" "-np 2" "single_copy" -- -np 2 --cma on train x
 expect_cmd "extra -x and --mca" "-x FOO=1 --mca btl self,vader" "" -- -np 2 -x FOO=1 --mca btl self,vader train x
 if [ "$(id -u)" = 0 ]; then expect_cmd "root: --allow-run-as-root" "--allow-run-as-root" "" -- -np 2 train x; fi
 
@@ -67,7 +68,7 @@ expect_fail "missing binary" "no dptrain binary" "$W" --binary /nonexistent -np 
 # A real run: the wrapper's binding reaches the ranks (each bound to its own cores, threads from
 # the binding) and the banner says so.
 run() { timeout --kill-after=10 "$DPT_TEST_TIMEOUT" "$W" "$@"; }
-if out=$(run -np 2 --cma off train "$CFG" --out "$D/two" "${short[@]}" 2>&1); then
+if out=$(run -np 2 train "$CFG" --out "$D/two" "${short[@]}" 2>&1); then
     pass "2 ranks through the wrapper"
     grep -q "ranks      2 on 1 node(s), launched by mpirun" <<<"$out" && pass "banner: 2 ranks, 1 node, mpirun" ||
         fail "banner lacks the ranks line: $(grep ranks <<<"$out")"
@@ -83,7 +84,7 @@ if out=$(run -np 2 --cma off train "$CFG" --out "$D/two" "${short[@]}" 2>&1); th
 else
     fail "2 ranks through the wrapper: $(tail -5 <<<"$out")"
 fi
-if out=$(run -np 4 --oversubscribe --cma off train "$CFG" --out "$D/four" "${short[@]}" 2>&1); then
+if out=$(run -np 4 --oversubscribe train "$CFG" --out "$D/four" "${short[@]}" 2>&1); then
     pass "4 ranks through the wrapper with --oversubscribe"
     grep -q "ranks      4 on 1 node(s)" <<<"$out" && grep -q "threads    1 per rank on rank 0 (OMP_NUM_THREADS)" <<<"$out" &&
         pass "banner: 4 ranks, 1 thread each" || fail "banner: $(grep -E 'ranks  |threads  ' <<<"$out")"
