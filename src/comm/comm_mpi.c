@@ -136,16 +136,20 @@ void comm_bcast(void *buf, size_t bytes, int root) {
 
 void comm_allreduce_sum_f64(double *buf, int n) { allreduce(buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, "allreduce"); }
 
-void comm_allreduce_sum_f32(float *buf, int64_t n) {
+/* An in-place allreduce of n elements of `elem` bytes in pieces of DPT_COMM_PIECE_BYTES (MPI
+ * counts are int), one collective number for all of them. */
+static void allreduce_pieces(void *buf, int64_t n, size_t elem, MPI_Datatype type, MPI_Op op) {
     uint64_t seq = comm_next_seq();
-    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(float);
+    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)elem;
     for (int64_t off = 0; off < n; off += piece) {
         int cnt = (int)(n - off < piece ? n - off : piece);
         MPI_Request req;
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req));
+        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * (int64_t)elem, cnt, type, op, MPI_COMM_WORLD, &req));
         wait1(req, seq, "allreduce");
     }
 }
+
+void comm_allreduce_sum_f32(float *buf, int64_t n) { allreduce_pieces(buf, n, sizeof(float), MPI_FLOAT, MPI_SUM); }
 
 /* bf16 sum for MPI (which has no bf16 type): each pair added in float32 and rounded back. */
 static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
@@ -158,14 +162,7 @@ static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
 void comm_allreduce_sum_bf16(uint16_t *buf, int64_t n) {
     static MPI_Op op = MPI_OP_NULL;
     if (op == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(bf16_sum, 1, &op));
-    uint64_t seq = comm_next_seq();
-    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)sizeof(uint16_t);
-    for (int64_t off = 0; off < n; off += piece) {
-        int cnt = (int)(n - off < piece ? n - off : piece);
-        MPI_Request req;
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_UINT16_T, op, MPI_COMM_WORLD, &req));
-        wait1(req, seq, "allreduce");
-    }
+    allreduce_pieces(buf, n, sizeof(uint16_t), MPI_UINT16_T, op);
 }
 
 void comm_allreduce_sum_i64(int64_t *buf, int n) {
