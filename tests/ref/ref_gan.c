@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "ref/ref_ops.h"
+
 static inline int64_t at4(int i, int ch, int y, int x, int c, int h, int w) {
     return (((int64_t)i * c + ch) * h + y) * w + x;
 }
@@ -53,45 +55,15 @@ void ref_embedding_backward(double *dtable, const double *dout, const int32_t *l
 
 /* ---- conditional BatchNorm ---- */
 
-static void channel_stats(double *mean, double *var, const double *in, int ch, int n, int c, int h, int w) {
-    const double m = (double)n * h * w;
-    double sum = 0.0, sq = 0.0;
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) sum += in[at4(i, ch, y, x, c, h, w)];
-    *mean = sum / m;
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                double d = in[at4(i, ch, y, x, c, h, w)] - *mean;
-                sq += d * d;
-            }
-    *var = sq / m;
-}
-
-static void cbn_apply(double *out, const double *in, const double *gain, const double *bias, const double *mean,
-                      const double *var, int n, int c, int h, int w, double eps, bool relu) {
-    for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++) {
-            const double inv_std = 1.0 / sqrt(var[ch] + eps), g = gain[i * c + ch], b = bias[i * c + ch];
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++) {
-                    int64_t j = at4(i, ch, y, x, c, h, w);
-                    double v = g * (in[j] - mean[ch]) * inv_std + b;
-                    out[j] = relu && v < 0.0 ? 0.0 : v;
-                }
-        }
-}
-
 void ref_cbn_forward_train(double *out, double *mean, double *var, const double *in, const double *gain,
                            const double *bias, int n, int c, int h, int w, double eps, bool relu) {
-    for (int ch = 0; ch < c; ch++) channel_stats(&mean[ch], &var[ch], in, ch, n, c, h, w);
-    cbn_apply(out, in, gain, bias, mean, var, n, c, h, w, eps, relu);
+    for (int ch = 0; ch < c; ch++) ref_bn_stats(&mean[ch], &var[ch], in, ch, n, c, h, w);
+    ref_bn_apply(out, in, gain, bias, mean, var, n, c, h, w, eps, relu, true);
 }
 
 void ref_cbn_forward_eval(double *out, const double *in, const double *gain, const double *bias,
                           const double *rmean, const double *rvar, int n, int c, int h, int w, double eps, bool relu) {
-    cbn_apply(out, in, gain, bias, rmean, rvar, n, c, h, w, eps, relu);
+    ref_bn_apply(out, in, gain, bias, rmean, rvar, n, c, h, w, eps, relu, true);
 }
 
 /* With g = dL/dy (masked by the ReLU), xhat as in forward, over the M = N*H*W values of a channel:
@@ -102,7 +74,7 @@ void ref_cbn_backward(double *din, double *dgain, double *dbias, const double *d
     const double m = (double)n * h * w;
     for (int ch = 0; ch < c; ch++) {
         double mean, var;
-        channel_stats(&mean, &var, in, ch, n, c, h, w);
+        ref_bn_stats(&mean, &var, in, ch, n, c, h, w);
         const double inv_std = 1.0 / sqrt(var + eps);
         double sum_d = 0.0, sum_dx = 0.0;
         for (int i = 0; i < n; i++) {

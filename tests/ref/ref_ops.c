@@ -60,8 +60,7 @@ void ref_conv2d_backward(double *din, double *dw, double *dbias, const double *d
 
 /* ---- batch normalization ---- */
 
-/* Mean and biased variance of channel ch over (N, H, W). */
-static void bn_stats(double *mean, double *var, const double *in, int ch, int n, int c, int h, int w) {
+void ref_bn_stats(double *mean, double *var, const double *in, int ch, int n, int c, int h, int w) {
     const double m = (double)n * h * w;
     double sum = 0.0, sq = 0.0;
     for (int i = 0; i < n; i++)
@@ -77,16 +76,16 @@ static void bn_stats(double *mean, double *var, const double *in, int ch, int n,
     *var = sq / m;
 }
 
-/* out = gamma * (in - mean) / sqrt(var + eps) + beta, then ReLU, for given per-channel statistics. */
-static void bn_apply(double *out, const double *in, const double *gamma, const double *beta, const double *mean,
-                     const double *var, int n, int c, int h, int w, double eps, bool relu) {
+void ref_bn_apply(double *out, const double *in, const double *gamma, const double *beta, const double *mean,
+                  const double *var, int n, int c, int h, int w, double eps, bool relu, bool per_sample) {
+    const int stride = per_sample ? c : 0; /* gamma[i * stride + ch] */
     for (int ch = 0; ch < c; ch++) {
         double inv_std = 1.0 / sqrt(var[ch] + eps);
         for (int i = 0; i < n; i++)
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++) {
                     int64_t j = at4(i, ch, y, x, c, h, w);
-                    double v = gamma[ch] * (in[j] - mean[ch]) * inv_std + beta[ch];
+                    double v = gamma[i * stride + ch] * (in[j] - mean[ch]) * inv_std + beta[i * stride + ch];
                     out[j] = relu && v < 0.0 ? 0.0 : v;
                 }
     }
@@ -94,13 +93,13 @@ static void bn_apply(double *out, const double *in, const double *gamma, const d
 
 void ref_bn_forward_train(double *out, double *mean, double *var, const double *in, const double *gamma,
                           const double *beta, int n, int c, int h, int w, double eps, bool relu) {
-    for (int ch = 0; ch < c; ch++) bn_stats(&mean[ch], &var[ch], in, ch, n, c, h, w);
-    bn_apply(out, in, gamma, beta, mean, var, n, c, h, w, eps, relu);
+    for (int ch = 0; ch < c; ch++) ref_bn_stats(&mean[ch], &var[ch], in, ch, n, c, h, w);
+    ref_bn_apply(out, in, gamma, beta, mean, var, n, c, h, w, eps, relu, false);
 }
 
 void ref_bn_forward_eval(double *out, const double *in, const double *gamma, const double *beta,
                          const double *rmean, const double *rvar, int n, int c, int h, int w, double eps, bool relu) {
-    bn_apply(out, in, gamma, beta, rmean, rvar, n, c, h, w, eps, relu);
+    ref_bn_apply(out, in, gamma, beta, rmean, rvar, n, c, h, w, eps, relu, false);
 }
 
 /* With g = dL/dy (masked by the ReLU) and xhat = (x - mean) * inv_std over the M = N*H*W values
@@ -111,7 +110,7 @@ void ref_bn_backward(double *din, double *dgamma, double *dbeta, const double *d
     const double m = (double)n * h * w;
     for (int ch = 0; ch < c; ch++) {
         double mean, var;
-        bn_stats(&mean, &var, in, ch, n, c, h, w);
+        ref_bn_stats(&mean, &var, in, ch, n, c, h, w);
         const double inv_std = 1.0 / sqrt(var + eps);
         double sum_g = 0.0, sum_gx = 0.0;
         for (int i = 0; i < n; i++)

@@ -23,6 +23,13 @@ void ref_bn_forward_eval(double *out, const double *in, const double *gamma, con
 /* out is the forward output (for the ReLU mask). */
 void ref_bn_backward(double *din, double *dgamma, double *dbeta, const double *dout, const double *in,
                      const double *out, const double *gamma, int n, int c, int h, int w, double eps, bool relu);
+/* The pieces of BatchNorm, shared with conditional BatchNorm (ref_gan.c). Mean and biased variance
+ * of channel ch over (N, H, W): */
+void ref_bn_stats(double *mean, double *var, const double *in, int ch, int n, int c, int h, int w);
+/* out = gamma * (in - mean) / sqrt(var + eps) + beta, then ReLU if relu, for given per-channel
+ * statistics; gamma, beta (C), or (N, C) (one pair per sample and channel) when per_sample. */
+void ref_bn_apply(double *out, const double *in, const double *gamma, const double *beta, const double *mean,
+                  const double *var, int n, int c, int h, int w, double eps, bool relu, bool per_sample);
 
 /* Pooling; kernel == 0 means global. Max pooling breaks ties towards the first element. Average
  * pooling divides by kernel*kernel (padding counted). */

@@ -9,15 +9,14 @@
  *   (e) every back-end output is checked to be finite.
  * Tensors are tiny so that the whole program runs in about a second. */
 #include <math.h>
-#include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dpt/backend/backend.h"
+#include "ophelp.h"
 #include "ref/ref_ops.h"
 #include "testutil.h"
 
-/* Tolerances, relative 2-norm error:
+/* Tolerances (ophelp.h), relative 2-norm error:
  * - TOL_FD: the double reference vs central differences with step FD_STEP. Truncation error is
  *   O(step^2) ~ 1e-12 and rounding O(1e-16 |L| / step) ~ 1e-9, so 1e-6 leaves margin yet catches
  *   any wrong term (those show up as errors of order 1e-2 or more).
@@ -28,46 +27,10 @@
  *   gradient (M*g - sum g - xhat * sum g*xhat) cancels, costing one to two more digits.
  * Largest errors seen (oneDNN 2.6, AVX-512 kernels, 2 threads): 7e-9 (FD), 2e-7 (forward),
  * 2e-7 (backward); a wrong term or convention gives 1e-3 and up. */
-#define TOL_FD 1e-6
-#define TOL_FWD 1e-5
-#define TOL_BWD 1e-4
-#define FD_STEP 1e-6
 
-/* ---- small helpers: buffers freed per test case, random fills, layouts, checks ---- */
+/* ---- helpers beyond ophelp.h ---- */
 
-static void *tmp_ptrs[256];
-static int tmp_count;
-
-static void *tmp_alloc(size_t bytes) {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p || tmp_count == (int)DPT_ARRAY_LEN(tmp_ptrs)) {
-        fprintf(stderr, "test_ops: out of memory or too many buffers in one case\n");
-        exit(1);
-    }
-    return tmp_ptrs[tmp_count++] = p;
-}
-
-static void tmp_free_all(void) {
-    while (tmp_count > 0) free(tmp_ptrs[--tmp_count]);
-}
-
-static float *fbuf(int64_t n) { return tmp_alloc((size_t)n * sizeof(float)); }
-static double *dbuf(int64_t n) { return tmp_alloc((size_t)n * sizeof(double)); }
-
-static uint32_t next_stream = 1;
-
-static float *frand(int64_t n, float lo, float hi) {
-    float *p = fbuf(n);
-    tu_fill_uniform(p, n, lo, hi, next_stream++);
-    return p;
-}
-
-static double *f2d(const float *p, int64_t n) {
-    if (!p) return NULL;
-    double *d = dbuf(n);
-    tu_f2d(d, p, n);
-    return d;
-}
+static const dpt_backend *be;
 
 /* Distinct values spaced 0.01 apart in random order, so that max pooling has no ties and a
  * finite-difference step never changes the argmax. */
@@ -77,82 +40,6 @@ static float *fdistinct(int64_t n) {
         int64_t rank = 0;
         for (int64_t j = 0; j < n; j++) rank += key[j] < key[i] || (key[j] == key[i] && j < i);
         p[i] = 0.01f * (float)(rank - n / 2);
-    }
-    return p;
-}
-
-/* A rotating set of label buffers, so that a call can build several messages. */
-static const char *lbl(const char *fmt, ...) {
-    static char bufs[4][160];
-    static int slot;
-    char *b = bufs[slot++ % 4];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof bufs[0], fmt, ap);
-    va_end(ap);
-    return b;
-}
-
-static const dpt_backend *be;
-
-/* (N, C, H, W) activations to and from the back end's layout. */
-static float *to_act(const float *nchw, int n, int c, int h, int w) {
-    float *p = fbuf((int64_t)n * c * h * w);
-    if (be->act_layout == LAYOUT_NHWC) tu_nchw_to_nhwc(p, nchw, n, c, h, w);
-    else memcpy(p, nchw, (size_t)n * c * h * w * sizeof(float));
-    return p;
-}
-
-static float *from_act(const float *act, int n, int c, int h, int w) {
-    float *p = fbuf((int64_t)n * c * h * w);
-    if (be->act_layout == LAYOUT_NHWC) tu_nhwc_to_nchw(p, act, n, c, h, w);
-    else memcpy(p, act, (size_t)n * c * h * w * sizeof(float));
-    return p;
-}
-
-static dpt_tensor act_tensor(float *p, int n, int c, int h, int w) {
-    return tensor_4d(p, DT_F32, n, c, h, w, be->act_layout);
-}
-
-static void check_finite(const char *what, const float *p, int64_t n) {
-    int64_t bad = 0, first = -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i])) {
-            if (first < 0) first = i;
-            bad++;
-        }
-    TU_CHECK(bad == 0, "%s: %lld of %lld values not finite (first at %lld: %g)", what, (long long)bad,
-             (long long)n, (long long)first, first >= 0 ? (double)p[first] : 0.0);
-}
-
-/* Back-end output vs reference. */
-static void check_rel(const char *what, const float *got, const double *want, int64_t n, double tol) {
-    check_finite(what, got, n);
-    double e = tu_rel_error(got, want, n);
-    TU_CHECK(e <= tol, "%s: relative error %.3g > tol %.0e (max abs diff %.3g)", what, e, tol,
-             tu_max_abs_diff(got, want, n));
-}
-
-static void check_exact(const char *what, const float *got, const float *want, int64_t n) {
-    check_finite(what, got, n);
-    int64_t bad = 0, first = -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!(got[i] == want[i])) {
-            if (first < 0) first = i;
-            bad++;
-        }
-    TU_CHECK(bad == 0, "%s: %lld of %lld values differ (first at %lld: got %.9g want %.9g)", what, (long long)bad,
-             (long long)n, (long long)first, first >= 0 ? (double)got[first] : 0.0,
-             first >= 0 ? (double)want[first] : 0.0);
-}
-
-/* A gradient destination in NCHW order: pre-filled with random values when the op is to add into
- * it (expect = prefill + grad), with NaN when it is to overwrite (expect = grad). */
-static float *grad_dest(double *expect, const double *grad, int64_t n, bool acc) {
-    float *p = acc ? frand(n, -1.0f, 1.0f) : fbuf(n);
-    for (int64_t i = 0; i < n; i++) {
-        if (!acc) p[i] = NAN;
-        expect[i] = (acc ? (double)p[i] : 0.0) + grad[i];
     }
     return p;
 }
@@ -176,7 +63,9 @@ typedef struct fd_prob {
     int64_t nout;
 } fd_prob;
 
-static double fd_loss(fd_prob *p) {
+/* The fd_prob ctx's L, for fd_check. */
+static double fd_loss(void *ctx) {
+    fd_prob *p = ctx;
     switch (p->kind) {
     case FD_CONV:
         ref_conv2d_forward(p->out, p->x, p->p1, p->p2, p->n, p->c, p->h, p->w, p->k, p->r, p->r, p->stride, p->pad,
@@ -192,28 +81,7 @@ static double fd_loss(fd_prob *p) {
     case FD_LINEAR: ref_linear_forward(p->out, p->x, p->p1, p->p2, p->n, p->c, p->k); break;
     case FD_XENT: ref_softmax_xent(p->out, NULL, p->x, p->labels, p->n, p->k, p->eps, 1.0); break;
     }
-    double l = 0.0;
-    for (int64_t i = 0; i < p->nout; i++) l += p->out[i] * p->R[i];
-    return l;
-}
-
-/* The reference's gradient of L with respect to x[0..n) vs central differences. */
-static void fd_check(const char *what, fd_prob *p, double *x, int64_t n, const double *grad) {
-    double num = 0.0, den = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        const double save = x[i];
-        x[i] = save + FD_STEP;
-        const double lp = fd_loss(p);
-        x[i] = save - FD_STEP;
-        const double lm = fd_loss(p);
-        x[i] = save;
-        const double g = (lp - lm) / (2.0 * FD_STEP);
-        num += (g - grad[i]) * (g - grad[i]);
-        den += g * g;
-    }
-    const double e = sqrt(num) / fmax(sqrt(den), 1e-30);
-    TU_CHECK(e <= TOL_FD, "%s: reference gradient vs finite differences: relative error %.3g > tol %.0e", what, e,
-             TOL_FD);
+    return dot(p->out, p->R, p->nout);
 }
 
 /* ---- convolution ---- */
@@ -239,9 +107,9 @@ static void test_conv(const conv_case *cc) {
 
     fd_prob p = {.kind = FD_CONV, .n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .stride = st, .pad = pad,
                  .oh = oh, .ow = ow, .x = xd, .p1 = wd, .p2 = bd, .out = dbuf(ny), .R = dyd, .nout = ny};
-    fd_check(lbl("%s: din", name), &p, xd, nx, dxd);
-    fd_check(lbl("%s: dweight", name), &p, wd, nw, dwd);
-    if (cc->bias) fd_check(lbl("%s: dbias", name), &p, bd, k, dbd);
+    fd_check(lbl("%s: din", name), fd_loss, &p, xd, nx, dxd);
+    fd_check(lbl("%s: dweight", name), fd_loss, &p, wd, nw, dwd);
+    if (cc->bias) fd_check(lbl("%s: dbias", name), fd_loss, &p, bd, k, dbd);
 
     be_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = r, .stride = st, .pad = pad,
                       .oh = oh, .ow = ow, .bias = cc->bias};
@@ -298,9 +166,9 @@ static void test_bn(int n, int c, int h, int w, bool relu) {
     }
     fd_prob p = {.kind = FD_BN, .n = n, .c = c, .h = h, .w = w, .relu = relu, .eps = eps, .x = xd, .p1 = gd,
                  .p2 = bd, .stats = dbuf(2 * c), .out = dbuf(nx), .R = dyd, .nout = nx};
-    fd_check(lbl("%s: din", name), &p, xd, nx, dxd);
-    fd_check(lbl("%s: dgamma", name), &p, gd, c, dgd);
-    fd_check(lbl("%s: dbeta", name), &p, bd, c, dbd);
+    fd_check(lbl("%s: din", name), fd_loss, &p, xd, nx, dxd);
+    fd_check(lbl("%s: dgamma", name), fd_loss, &p, gd, c, dgd);
+    fd_check(lbl("%s: dbeta", name), fd_loss, &p, bd, c, dbd);
 
     be_op *op = be->batchnorm_create(&d, be->act_layout);
     float *y = fbuf(nx), *smean = fbuf(c), *svar = fbuf(c);
@@ -366,7 +234,7 @@ static void test_pool(const pool_case *pc, bool is_max) {
     ref_pool_backward(dxd, dyd, xd, n, c, h, w, is_max, kn, st, pad, oh, ow);
     fd_prob p = {.kind = FD_POOL, .n = n, .c = c, .h = h, .w = w, .k = kn, .stride = st, .pad = pad, .oh = oh,
                  .ow = ow, .is_max = is_max, .x = xd, .out = dbuf(ny), .R = dyd, .nout = ny};
-    fd_check(lbl("%s: din", name), &p, xd, nx, dxd);
+    fd_check(lbl("%s: din", name), fd_loss, &p, xd, nx, dxd);
 
     const be_pool_desc d = {.n = n, .c = c, .h = h, .w = w, .kind = is_max ? POOL_MAX : POOL_AVG, .kernel = kn,
                             .stride = st, .pad = pad, .oh = oh, .ow = ow};
@@ -412,9 +280,9 @@ static void test_linear(bool bias) {
     ref_linear_backward(dxd, dwd, bias ? dbd : NULL, dyd, xd, wd, n, in, out);
     fd_prob p = {.kind = FD_LINEAR, .n = n, .c = in, .k = out, .x = xd, .p1 = wd, .p2 = bd, .out = dbuf(n * out),
                  .R = dyd, .nout = n * out};
-    fd_check(lbl("%s: din", name), &p, xd, n * in, dxd);
-    fd_check(lbl("%s: dweight", name), &p, wd, out * in, dwd);
-    if (bias) fd_check(lbl("%s: dbias", name), &p, bd, out, dbd);
+    fd_check(lbl("%s: din", name), fd_loss, &p, xd, n * in, dxd);
+    fd_check(lbl("%s: dweight", name), fd_loss, &p, wd, out * in, dwd);
+    if (bias) fd_check(lbl("%s: dbias", name), fd_loss, &p, bd, out, dbd);
 
     const be_linear_desc d = {.n = n, .in = in, .out = out, .bias = bias};
     be_op *op = be->linear_create(&d);
@@ -458,7 +326,7 @@ static void test_xent(double smoothing) {
     for (int i = 0; i < n * k; i++) g[i] = rd[i / k] * dxd[i]; /* dL/dlogits for L = sum(loss * R) */
     fd_prob p = {.kind = FD_XENT, .n = n, .k = k, .eps = smoothing, .x = xd, .labels = labels, .out = dbuf(n),
                  .R = rd, .nout = n};
-    fd_check(lbl("%s: dlogits", name), &p, xd, n * k, g);
+    fd_check(lbl("%s: dlogits", name), fd_loss, &p, xd, n * k, g);
 
     ref_softmax_xent(ld, dxd, xd, labels, n, k, smoothing, scale);
     float *l = fbuf(n), *dx = fbuf(n * k);
@@ -609,6 +477,7 @@ static void test_sgd(void) {
 
 int main(void) {
     be = backend_cpu();
+    oh_init("test_ops", be->act_layout, 1);
     static const conv_case convs[] = {
         {2, 3, 6, 6, 4, 3, 1, 1, true},    {2, 1, 5, 5, 4, 3, 1, 1, false},  /* 3x3 s1 p1; C = 1 */
         {2, 16, 6, 6, 8, 3, 1, 1, true},   {2, 4, 8, 8, 6, 3, 2, 1, true},   /* 3x3 s2 p1 */
