@@ -23,6 +23,8 @@ nn_graph *nn_graph_create(const dpt_backend *be, int batch) {
     g->batch = batch;
     g->layout = be->act_layout;
     g->input = g->logits = -1;
+    g->sn_iterations = 1;
+    g->sn_eps = 1e-12f;
     arena_init(&g->param_arena, "parameters");
     arena_init(&g->grad_arena, "gradients");
     arena_init(&g->buffer_arena, "buffers");
@@ -33,6 +35,12 @@ nn_graph *nn_graph_create(const dpt_backend *be, int batch) {
 void nn_graph_set_bn_reduce(nn_graph *g, be_reduce reduce) {
     DPT_CHECK(!g->finalized);
     g->bn_reduce = reduce;
+}
+
+void nn_graph_set_sn(nn_graph *g, int power_iterations, float eps) {
+    DPT_CHECK(power_iterations >= 0 && eps > 0.0f);
+    g->sn_iterations = power_iterations;
+    g->sn_eps = eps;
 }
 
 void nn_graph_destroy(nn_graph *g) {
@@ -75,10 +83,16 @@ void nn_scoped_name(const nn_graph *g, const char *name, char *out, size_t size)
 }
 
 int nn_add_value(nn_graph *g, int producer, int64_t n, int64_t c, int64_t h, int64_t w) {
+    dpt_tensor t = tensor_4d(NULL, DT_F32, n, c, h, w, g->layout);
+    return nn_add_value_t(g, producer, &t);
+}
+
+int nn_add_value_t(nn_graph *g, int producer, const dpt_tensor *shape) {
     GROW(g->values, g->nvalues, g->cap_values);
     nn_value *v = &g->values[g->nvalues];
     memset(v, 0, sizeof *v);
-    v->t = tensor_4d(NULL, DT_F32, n, c, h, w, g->layout);
+    v->t = *shape;
+    v->t.data = NULL;
     v->t.device = g->be->device;
     v->grad = v->t;
     v->producer = producer;
@@ -94,6 +108,7 @@ int nn_add_node(nn_graph *g, nn_op_kind kind, const char *name, int in0, int in1
     nn_scoped_name(g, name, nd->name, sizeof nd->name);
     nd->in[0] = in0;
     nd->in[1] = in1;
+    nd->in[2] = -1;
     nd->nin = (in0 >= 0) + (in1 >= 0);
     nd->out = -1;
     nd->saved[0] = nd->saved[1] = -1;
@@ -132,6 +147,24 @@ int nn_add_buffer(nn_graph *g, const char *prefix, const char *leaf, int64_t c, 
     return g->nbuffers++;
 }
 
+/* A constant, or a random unit vector keyed by (seed, name) like a parameter (PyTorch draws
+ * spectral norm's u and v as normalised Gaussians). */
+static void init_buffer(nn_graph *g, nn_buffer *b, uint64_t seed) {
+    float *host = dpt_xmalloc((size_t)b->numel * sizeof(float));
+    const uint32_t key = rng_hash_name(b->name);
+    double sq = 0.0;
+    for (int64_t j = 0; j < b->numel; j++) {
+        uint32_t r[4];
+        rng_block(seed, RNG_PARAM_INIT, (uint64_t)j, key, r);
+        host[j] = b->unit_random ? rng_normal(r[0], r[1]) : b->init_value;
+        sq += (double)host[j] * host[j];
+    }
+    if (b->unit_random)
+        for (int64_t j = 0; j < b->numel; j++) host[j] = (float)(host[j] / sqrt(sq));
+    g->be->copy_to_device(b->value.data, host, (size_t)b->numel * sizeof(float));
+    free(host);
+}
+
 void nn_init_params(nn_graph *g, uint64_t seed) {
     DPT_CHECK(g->finalized);
     for (int i = 0; i < g->nparams; i++) {
@@ -151,18 +184,16 @@ void nn_init_params(nn_graph *g, uint64_t seed) {
                 rng_block(seed, RNG_PARAM_INIT, (uint64_t)j, key, r);
                 host[j] = (2.0f * rng_u01(r[0]) - 1.0f) / sqrtf((float)p->fan_in);
                 break;
+            case INIT_NORMAL_002:
+                rng_block(seed, RNG_PARAM_INIT, (uint64_t)j, key, r);
+                host[j] = 0.02f * rng_normal(r[0], r[1]);
+                break;
             }
         }
         g->be->copy_to_device(p->value.data, host, (size_t)p->numel * sizeof(float));
         free(host);
     }
-    for (int i = 0; i < g->nbuffers; i++) {
-        nn_buffer *b = &g->buffers[i];
-        float *host = dpt_xmalloc((size_t)b->numel * sizeof(float));
-        for (int64_t j = 0; j < b->numel; j++) host[j] = b->init_value;
-        g->be->copy_to_device(b->value.data, host, (size_t)b->numel * sizeof(float));
-        free(host);
-    }
+    for (int i = 0; i < g->nbuffers; i++) init_buffer(g, &g->buffers[i], seed);
 }
 
 int64_t nn_param_count(const nn_graph *g) {
@@ -172,6 +203,7 @@ int64_t nn_param_count(const nn_graph *g) {
 }
 
 const dpt_tensor *nn_value_tensor(const nn_graph *g, int v) { return &g->values[v].t; }
+const dpt_tensor *nn_value_grad(const nn_graph *g, int v) { return &g->values[v].grad; }
 
 int nn_find_param(const nn_graph *g, const char *name) {
     for (int i = 0; i < g->nparams; i++)
@@ -185,20 +217,26 @@ int nn_find_buffer(const nn_graph *g, const char *name) {
     return -1;
 }
 
+static const char *const kind_names[NN_KIND_COUNT] = {
+    "input", "conv", "batchnorm", "relu", "pool", "linear", "add", "scale", "upsample2x", "tanh", "embedding",
+    "concat", "slice", "view", "cbn", "add_scalar", "bmm", "softmax", "scaled_add"};
+
 static const char *kind_name(const nn_node *nd) {
     switch (nd->kind) {
     case NN_INPUT: return "input";
-    case NN_CONV: return "conv";
+    case NN_CONV: return nd->sn.on ? "conv+sn" : "conv";
     case NN_BATCHNORM: return nd->a.bn.relu ? "bn+relu" : "bn";
     case NN_RELU: return "relu";
     case NN_POOL:
         if (nd->a.pool.kernel == 0) return nd->a.pool.kind == POOL_MAX ? "global max pool" : "global avg pool";
         return nd->a.pool.kind == POOL_MAX ? "max pool" : "avg pool";
-    case NN_LINEAR: return "linear";
+    case NN_LINEAR: return nd->sn.on ? "linear+sn" : "linear";
     case NN_ADD: return nd->a.add.relu ? "add+relu" : "add";
-    case NN_SCALE: return "scale";
+    case NN_EMBEDDING: return nd->sn.on ? "embedding+sn" : "embedding";
+    case NN_CBN: return nd->a.bn.relu ? "cbn+relu" : "cbn";
+    case NN_BMM: return nd->a.bmm.rowdot ? "rowdot" : "bmm";
+    default: return kind_names[nd->kind];
     }
-    return "?";
 }
 
 void nn_graph_profile(nn_graph *g, bool on) {
@@ -220,7 +258,7 @@ void nn_graph_profile_report(const nn_graph *g, void (*print)(const char *fmt, .
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    double total = 0.0, by_kind_f[8] = {0}, by_kind_b[8] = {0};
+    double total = 0.0, by_kind_f[NN_KIND_COUNT] = {0}, by_kind_b[NN_KIND_COUNT] = {0};
     for (int i = 0; i < g->nnodes; i++) {
         total += g->t_fwd[i] + g->t_bwd[i];
         by_kind_f[g->nodes[i].kind] += g->t_fwd[i];
@@ -237,10 +275,9 @@ void nn_graph_profile_report(const nn_graph *g, void (*print)(const char *fmt, .
         print("  %-4d %-28s %-16s %-20s %9.3f %9.3f %5.1f%%", i, nd->name[0] ? nd->name : "-", kind_name(nd), shape,
               per * g->t_fwd[i], per * g->t_bwd[i], total > 0 ? 100.0 * (g->t_fwd[i] + g->t_bwd[i]) / total : 0.0);
     }
-    static const char *kinds[8] = {"input", "conv", "batchnorm", "relu", "pool", "linear", "add", "scale"};
-    for (int k = 1; k < 8; k++)
+    for (int k = 1; k < NN_KIND_COUNT; k++)
         if (by_kind_f[k] + by_kind_b[k] > 0)
-            print("  total %-10s forward %9.3f backward %9.3f  (%.1f%%)", kinds[k], per * by_kind_f[k], per * by_kind_b[k],
+            print("  total %-10s forward %9.3f backward %9.3f  (%.1f%%)", kind_names[k], per * by_kind_f[k], per * by_kind_b[k],
                   100.0 * (by_kind_f[k] + by_kind_b[k]) / total);
     free(order);
 }

@@ -8,17 +8,43 @@
 
 static const dpt_tensor *shape_of(const nn_graph *g, int v) { return &g->values[v].t; }
 
-static int finish_node(nn_graph *g, int node, int64_t c, int64_t h, int64_t w) {
+int nn_finish_node(nn_graph *g, int node, int64_t c, int64_t h, int64_t w) {
     int out = nn_add_value(g, node, g->batch, c, h, w);
     g->nodes[node].out = out;
     return out;
 }
 
+bool nn_is_2d(const dpt_tensor *t) {
+    return t->dtype == DT_F32 && (t->ndim == 2 || (t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1));
+}
+
 int nn_input(nn_graph *g, int c, int h, int w) {
+    DPT_CHECK_LIB("nn", g->input < 0, "nn_input", "the graph already has an image input");
     int node = nn_add_node(g, NN_INPUT, "input", -1, -1);
-    g->nodes[node].nin = 0;
-    g->input = finish_node(g, node, c, h, w);
+    g->input = nn_finish_node(g, node, c, h, w);
     return g->input;
+}
+
+int nn_input_vec(nn_graph *g, const char *name, int features) {
+    DPT_CHECK_LIB("nn", features > 0, name, "an input needs at least one feature (got %d)", features);
+    int node = nn_add_node(g, NN_INPUT, name, -1, -1);
+    return nn_finish_node(g, node, features, 1, 1);
+}
+
+int nn_input_labels(nn_graph *g, const char *name) {
+    int node = nn_add_node(g, NN_INPUT, name, -1, -1);
+    dpt_tensor t = tensor_1d(NULL, DT_I32, g->batch);
+    int out = nn_add_value_t(g, node, &t);
+    g->nodes[node].out = out;
+    return out;
+}
+
+void nn_input_requires_grad(nn_graph *g, int value) {
+    DPT_CHECK(!g->finalized && value >= 0 && value < g->nvalues);
+    nn_value *v = &g->values[value];
+    DPT_CHECK_LIB("nn", g->nodes[v->producer].kind == NN_INPUT && v->t.dtype == DT_F32,
+                  g->nodes[v->producer].name, "only a float input can require a gradient");
+    v->requires_grad = true;
 }
 
 int nn_conv2d(nn_graph *g, const char *name, int x, int out_channels, int kernel, int stride, int pad, bool bias) {
@@ -44,30 +70,26 @@ int nn_conv2d(nn_graph *g, const char *name, int x, int out_channels, int kernel
         int64_t bshape[1] = {out_channels};
         nn_add_param(g, node, "bias", 1, bshape, INIT_ZEROS, true, d->c * kernel * kernel, out_channels);
     }
-    return finish_node(g, node, out_channels, d->oh, d->ow);
+    return nn_finish_node(g, node, out_channels, d->oh, d->ow);
 }
 
-int nn_batchnorm(nn_graph *g, const char *name, int x, bool relu, bool zero_gamma) {
-    const dpt_tensor *s = shape_of(g, x);
-    int node = nn_add_node(g, NN_BATCHNORM, name, x, -1);
+int nn_norm_finish(nn_graph *g, int node, int x, bool relu) {
+    const dpt_tensor s = *shape_of(g, x);
+    DPT_CHECK_LIB("nn", s.ndim == 4 && s.dtype == DT_F32, g->nodes[node].name, "normalisation of a non-image value");
     nn_node *nd = &g->nodes[node];
     be_bn_desc *d = &nd->a.bn;
-    d->n = (int)s->shape[0];
-    d->c = (int)s->shape[1];
-    d->h = (int)s->shape[2];
-    d->w = (int)s->shape[3];
-    d->eps = 1e-5f;     /* PyTorch's defaults */
+    d->n = (int)s.shape[0];
+    d->c = (int)s.shape[1];
+    d->h = (int)s.shape[2];
+    d->w = (int)s.shape[3];
+    d->eps = 1e-5f;     /* PyTorch's defaults (and BigGAN-PyTorch's ccbn's) */
     d->momentum = 0.1f;
     d->relu = relu;
-    int64_t cshape[1] = {d->c};
-    nn_add_param(g, node, "weight", 1, cshape, zero_gamma ? INIT_ZEROS : INIT_ONES, true, 1, 1);
-    nn_add_param(g, node, "bias", 1, cshape, INIT_ZEROS, true, 1, 1);
-    nd = &g->nodes[node];
-    nd->buffer[0] = nn_add_buffer(g, nd->name, "running_mean", d->c, 0.0f);
-    nd->buffer[1] = nn_add_buffer(g, nd->name, "running_var", d->c, 1.0f);
-    nd->nbuffer = 2;
     int c = d->c;
-    int out = finish_node(g, node, c, s->shape[2], s->shape[3]);
+    nd->buffer[0] = nn_add_buffer(g, nd->name, "running_mean", c, 0.0f);
+    nd->buffer[1] = nn_add_buffer(g, nd->name, "running_var", c, 1.0f);
+    nd->nbuffer = 2;
+    int out = nn_finish_node(g, node, c, s.shape[2], s.shape[3]);
     /* Batch statistics saved for backward. */
     int m = nn_add_value(g, node, 1, c, 1, 1), v = nn_add_value(g, node, 1, c, 1, 1);
     g->nodes[node].saved[0] = m;
@@ -75,10 +97,18 @@ int nn_batchnorm(nn_graph *g, const char *name, int x, bool relu, bool zero_gamm
     return out;
 }
 
+int nn_batchnorm(nn_graph *g, const char *name, int x, bool relu, bool zero_gamma) {
+    int64_t cshape[1] = {shape_of(g, x)->shape[1]};
+    int node = nn_add_node(g, NN_BATCHNORM, name, x, -1);
+    nn_add_param(g, node, "weight", 1, cshape, zero_gamma ? INIT_ZEROS : INIT_ONES, true, 1, 1);
+    nn_add_param(g, node, "bias", 1, cshape, INIT_ZEROS, true, 1, 1);
+    return nn_norm_finish(g, node, x, relu);
+}
+
 int nn_relu(nn_graph *g, int x) {
     const dpt_tensor *s = shape_of(g, x);
     int node = nn_add_node(g, NN_RELU, "", x, -1);
-    return finish_node(g, node, s->shape[1], s->shape[2], s->shape[3]);
+    return nn_finish_node(g, node, s->shape[1], s->shape[2], s->shape[3]);
 }
 
 static int pool(nn_graph *g, int x, be_pool_kind kind, int kernel, int stride, int pad) {
@@ -96,7 +126,7 @@ static int pool(nn_graph *g, int x, be_pool_kind kind, int kernel, int stride, i
     d->oh = kernel ? be_out_size(d->h, kernel, stride, pad) : 1;
     d->ow = kernel ? be_out_size(d->w, kernel, stride, pad) : 1;
     DPT_CHECK_LIB("nn", d->oh > 0 && d->ow > 0, "pool", "pooling output would be empty (input %dx%d)", d->h, d->w);
-    return finish_node(g, node, d->c, d->oh, d->ow);
+    return nn_finish_node(g, node, d->c, d->oh, d->ow);
 }
 
 int nn_maxpool(nn_graph *g, int x, int kernel, int stride, int pad) { return pool(g, x, POOL_MAX, kernel, stride, pad); }
@@ -105,7 +135,7 @@ int nn_global_pool(nn_graph *g, int x, be_pool_kind kind) { return pool(g, x, ki
 
 int nn_linear(nn_graph *g, const char *name, int x, int out_features, bool bias) {
     const dpt_tensor *s = shape_of(g, x);
-    DPT_CHECK_LIB("nn", s->ndim == 2 || (s->shape[2] == 1 && s->shape[3] == 1), name,
+    DPT_CHECK_LIB("nn", nn_is_2d(s), name,
                   "linear input must be (N, C) or (N, C, 1, 1): pool first");
     int node = nn_add_node(g, NN_LINEAR, name, x, -1);
     be_linear_desc *d = &g->nodes[node].a.linear;
@@ -119,7 +149,7 @@ int nn_linear(nn_graph *g, const char *name, int x, int out_features, bool bias)
         int64_t bshape[1] = {out_features};
         nn_add_param(g, node, "bias", 1, bshape, INIT_UNIFORM_FAN_IN, true, d->in, out_features);
     }
-    return finish_node(g, node, out_features, 1, 1);
+    return nn_finish_node(g, node, out_features, 1, 1);
 }
 
 int nn_add(nn_graph *g, int a, int b, bool relu) {
@@ -129,14 +159,20 @@ int nn_add(nn_graph *g, int a, int b, bool relu) {
                       i, (long long)sa->shape[i], (long long)sb->shape[i]);
     int node = nn_add_node(g, NN_ADD, "", a, b);
     g->nodes[node].a.add.relu = relu;
-    return finish_node(g, node, sa->shape[1], sa->shape[2], sa->shape[3]);
+    return nn_finish_node(g, node, sa->shape[1], sa->shape[2], sa->shape[3]);
 }
 
 int nn_scale(nn_graph *g, int x, float alpha) {
     const dpt_tensor *s = shape_of(g, x);
     int node = nn_add_node(g, NN_SCALE, "", x, -1);
     g->nodes[node].a.scale.alpha = alpha;
-    return finish_node(g, node, s->shape[1], s->shape[2], s->shape[3]);
+    return nn_finish_node(g, node, s->shape[1], s->shape[2], s->shape[3]);
+}
+
+/* A view's output shares its input's memory (a value's producer makes it its output). */
+static bool is_view(const nn_graph *g, int v) {
+    const nn_node *nd = &g->nodes[g->values[v].producer];
+    return nd->kind == NN_VIEW && nd->out == v;
 }
 
 static void *arena_adopt(const dpt_backend *be, dpt_arena *a) {
@@ -151,14 +187,14 @@ dpt_status nn_graph_finalize(nn_graph *g, int logits) {
     if (logits < 0 || logits >= g->nvalues) return dpt_error(DPT_ERR_INTERNAL, "graph: invalid logits value");
     g->logits = logits;
 
-    /* Which values receive a gradient: everything downstream of a parameter, which in our
-     * models is every value but the input and the saved statistics. */
+    /* Which values receive a gradient: everything downstream of a parameter or of an input
+     * that requires one; not labels, saved statistics or spectral-norm scratch. */
     bool *has_grad = dpt_xcalloc((size_t)g->nvalues, sizeof(bool));
     for (int i = 0; i < g->nnodes; i++) {
         nn_node *nd = &g->nodes[i];
-        bool any = nd->nparam > 0;
+        bool any = nd->nparam > 0 || (nd->kind == NN_INPUT && g->values[nd->out].requires_grad);
         for (int j = 0; j < nd->nin; j++) any = any || has_grad[nd->in[j]];
-        if (nd->kind != NN_INPUT) has_grad[nd->out] = any;
+        has_grad[nd->out] = any;
     }
     for (int v = 0; v < g->nvalues; v++) g->values[v].needs_grad = has_grad[v];
     free(has_grad);
@@ -188,7 +224,7 @@ dpt_status nn_graph_finalize(nn_graph *g, int logits) {
         g->buffers[i].offset = arena_reserve(&g->buffer_arena, (size_t)g->buffers[i].numel * sizeof(float));
     for (int v = 0; v < g->nvalues; v++) {
         nn_value *val = &g->values[v];
-        val->off = arena_reserve(&g->act_arena, tensor_bytes(&val->t));
+        if (!is_view(g, v)) val->off = arena_reserve(&g->act_arena, tensor_bytes(&val->t));
         if (val->needs_grad) val->goff = arena_reserve(&g->act_arena, tensor_bytes(&val->t));
     }
     size_t loss_off = arena_reserve(&g->act_arena, (size_t)g->batch * sizeof(float));
@@ -207,6 +243,8 @@ dpt_status nn_graph_finalize(nn_graph *g, int logits) {
         val->t.data = arena_at(&g->act_arena, val->off);
         val->grad.data = val->needs_grad ? arena_at(&g->act_arena, val->goff) : NULL;
     }
+    for (int v = 0; v < g->nvalues; v++) /* in order: a view of a view sees its input's pointer */
+        if (is_view(g, v)) g->values[v].t.data = g->values[g->nodes[g->values[v].producer].in[0]].t.data;
     g->losses = tensor_1d(arena_at(&g->act_arena, loss_off), DT_F32, g->batch);
 
     /* Back-end ops, created once. */
@@ -220,6 +258,10 @@ dpt_status nn_graph_finalize(nn_graph *g, int logits) {
             break;
         case NN_POOL: nd->op = g->be->pool_create(&nd->a.pool, g->layout); break;
         case NN_LINEAR: nd->op = g->be->linear_create(&nd->a.linear); break;
+        case NN_CBN:
+            nd->a.bn.reduce = g->bn_reduce;
+            nd->op = g->be->cbn_create(&nd->a.bn, g->layout);
+            break;
         default: break;
         }
     }

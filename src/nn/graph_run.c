@@ -11,6 +11,7 @@ static dpt_tensor *pgrad(nn_graph *g, const nn_node *nd, int k) {
     return k < nd->nparam ? &g->params[nd->param[k]].grad : NULL;
 }
 static dpt_tensor *buf(nn_graph *g, const nn_node *nd, int k) { return &g->buffers[nd->buffer[k]].value; }
+static float *buf_data(nn_graph *g, int b) { return g->buffers[b].value.data; }
 
 /* (N, C, 1, 1) seen as (N, C) for the linear layer. */
 static dpt_tensor flat(const dpt_tensor *t) {
@@ -19,11 +20,129 @@ static dpt_tensor flat(const dpt_tensor *t) {
     return f;
 }
 
+/* A value as the row-major 3-d matrix batch its memory holds: (N, H*W, C) for NHWC activations,
+ * (N, C, H*W) for NCHW ones; 3-d values as they are. */
+static dpt_tensor mat3(const dpt_tensor *t) {
+    if (t->ndim == 3) return *t;
+    const int64_t n = t->shape[0], c = t->shape[1], hw = t->shape[2] * t->shape[3];
+    int64_t shape[3] = {n, t->layout == LAYOUT_NHWC ? hw : c, t->layout == LAYOUT_NHWC ? c : hw};
+    dpt_tensor m = tensor_make(t->data, t->dtype, 3, shape, LAYOUT_NCHW);
+    m.device = t->device;
+    return m;
+}
+
+/* ---- spectral normalisation around a node's weight ---- */
+
+/* The weight the node computes with: W, or W / sigma into the node's scratch (training
+ * forwards advance u and v by g->sn_iterations power iterations; evaluation uses them as they
+ * are). */
+static const dpt_tensor *sn_weight(nn_graph *g, nn_node *nd, bool train) {
+    if (!nd->sn.on) return pval(g, nd, 0);
+    const nn_sn *sn = &nd->sn;
+    dpt_tensor *w_sn = val(g, sn->w_sn);
+    g->be->spectral_norm_forward(w_sn->data, buf_data(g, sn->u), buf_data(g, sn->v), &nd->sn.sigma,
+                                 pval(g, nd, 0)->data, sn->rows, sn->cols, train ? g->sn_iterations : 0, g->sn_eps);
+    return w_sn;
+}
+
+/* Where the layer's backward writes its weight gradient: the parameter's, or (SN) the scratch
+ * for dW_sn, cleared when the layer's other parameter gradients are to accumulate. */
+static dpt_tensor *sn_dweight(nn_graph *g, const nn_node *nd, bool param_accumulate) {
+    if (!nd->sn.on) return pgrad(g, nd, 0);
+    dpt_tensor *d = val(g, nd->sn.dw_sn);
+    if (param_accumulate) g->be->fill_zero(d->data, tensor_bytes(d));
+    return d;
+}
+
+/* dW (+)= the gradient through W / sigma of dW_sn, u and v constant. */
+static void sn_backward(nn_graph *g, const nn_node *nd, bool param_accumulate) {
+    if (!nd->sn.on) return;
+    const nn_sn *sn = &nd->sn;
+    g->be->spectral_norm_backward(pgrad(g, nd, 0)->data, param_accumulate, val(g, sn->dw_sn)->data,
+                                  pval(g, nd, 0)->data, buf_data(g, sn->u), buf_data(g, sn->v), sn->sigma, sn->rows,
+                                  sn->cols);
+}
+
+void nn_set_input(nn_graph *g, int value, const void *data) {
+    DPT_CHECK(g->finalized && value >= 0 && value < g->nvalues && data);
+    nn_value *v = &g->values[value];
+    DPT_CHECK_LIB("nn", g->nodes[v->producer].kind == NN_INPUT, g->nodes[v->producer].name,
+                  "nn_set_input on a value that is not an input");
+    if (g->be->device == DEV_CPU) v->t.data = (void *)data; /* the caller's buffer; no copy */
+    else g->be->copy_to_device(v->t.data, data, tensor_bytes(&v->t));
+    v->fed = true;
+}
+
+dpt_tensor *nn_output_grad(nn_graph *g) {
+    DPT_CHECK(g->finalized);
+    DPT_CHECK_LIB("nn", g->values[g->logits].needs_grad, "nn_output_grad",
+                  "the output has no gradient: no parameter or input requiring one is upstream");
+    return &g->values[g->logits].grad;
+}
+
+/* Inputs set, views pointed at their inputs' memory (which nn_set_input may have moved). */
+static void forward_prepare(nn_graph *g, const float *x) {
+    if (x) {
+        DPT_CHECK_LIB("nn", g->input >= 0, "nn_forward", "an image was given but the graph has no image input");
+        nn_set_input(g, g->input, x);
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const nn_node *nd = &g->nodes[i];
+        if (nd->kind == NN_INPUT)
+            DPT_CHECK_LIB("nn", g->values[nd->out].fed, nd->name[0] ? nd->name : "input",
+                          "input has no data: pass it to nn_forward or nn_set_input first");
+        if (nd->kind == NN_VIEW) val(g, nd->out)->data = val(g, nd->in[0])->data;
+    }
+}
+
+/* The GAN layers' forward (graph_gan.c's nodes). */
+static void forward_gan(nn_graph *g, nn_node *nd, dpt_tensor *out, bool train) {
+    const dpt_backend *be = g->be;
+    dpt_tensor *x = val(g, nd->in[0]);
+    switch (nd->kind) {
+    case NN_UPSAMPLE: be->upsample2x_forward(out, x); break;
+    case NN_TANH: be->tanh_forward(out, x); break;
+    case NN_EMBEDDING: {
+        dpt_tensor y2 = flat(out);
+        be->embedding_forward(&y2, sn_weight(g, nd, train), x);
+        break;
+    }
+    case NN_CONCAT: {
+        dpt_tensor a2 = flat(x), b2 = flat(val(g, nd->in[1])), y2 = flat(out);
+        be->copy_cols(&y2, 0, &a2, 0, a2.shape[1], false);
+        be->copy_cols(&y2, a2.shape[1], &b2, 0, b2.shape[1], false);
+        break;
+    }
+    case NN_SLICE: {
+        dpt_tensor x2 = flat(x), y2 = flat(out);
+        be->copy_cols(&y2, 0, &x2, nd->a.slice.begin, nd->a.slice.count, false);
+        break;
+    }
+    case NN_VIEW: break; /* aliases its input (forward_prepare) */
+    case NN_CBN: {
+        dpt_tensor gain = flat(val(g, nd->in[1])), bias = flat(val(g, nd->in[2]));
+        if (train)
+            be->cbn_forward_train(nd->op, out, val(g, nd->saved[0]), val(g, nd->saved[1]), buf(g, nd, 0),
+                                  buf(g, nd, 1), x, &gain, &bias);
+        else
+            be->cbn_forward_eval(nd->op, out, x, &gain, &bias, buf(g, nd, 0), buf(g, nd, 1));
+        break;
+    }
+    case NN_ADD_SCALAR: be->add_scalar_forward(out, x, nd->a.shift.c); break;
+    case NN_BMM: {
+        dpt_tensor a3 = mat3(x), b3 = mat3(val(g, nd->in[1])), y3 = mat3(out);
+        be->bmm_forward(&y3, &a3, &b3, nd->a.bmm.trans_a, nd->a.bmm.trans_b);
+        break;
+    }
+    case NN_SOFTMAX: be->softmax_rows_forward(out, x); break;
+    case NN_SCALED_ADD: be->scaled_add_forward(out, x, val(g, nd->in[1]), pval(g, nd, 0)); break;
+    default: DPT_CHECK(!"unknown node kind");
+    }
+}
+
 void nn_forward(nn_graph *g, const float *x, bool train) {
     const dpt_backend *be = g->be;
-    dpt_tensor *in = val(g, g->input);
-    if (be->device == DEV_CPU) in->data = (void *)x; /* the loader's buffer; no copy */
-    else be->copy_to_device(in->data, x, tensor_bytes(in));
+    forward_prepare(g, x);
     if (g->profile && train) g->prof_steps++;
     for (int i = 0; i < g->nnodes; i++) {
         nn_node *nd = &g->nodes[i];
@@ -31,7 +150,7 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
         double t0 = g->profile && train ? timer_now() : 0.0;
         switch (nd->kind) {
         case NN_INPUT: break;
-        case NN_CONV: be->conv2d_forward(nd->op, out, val(g, nd->in[0]), pval(g, nd, 0), pval(g, nd, 1)); break;
+        case NN_CONV: be->conv2d_forward(nd->op, out, val(g, nd->in[0]), sn_weight(g, nd, train), pval(g, nd, 1)); break;
         case NN_BATCHNORM:
             if (train)
                 be->batchnorm_forward_train(nd->op, out, val(g, nd->saved[0]), val(g, nd->saved[1]), buf(g, nd, 0),
@@ -44,11 +163,12 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
         case NN_POOL: be->pool_forward(nd->op, out, val(g, nd->in[0])); break;
         case NN_LINEAR: {
             dpt_tensor x2 = flat(val(g, nd->in[0])), y2 = flat(out);
-            be->linear_forward(nd->op, &y2, &x2, pval(g, nd, 0), pval(g, nd, 1));
+            be->linear_forward(nd->op, &y2, &x2, sn_weight(g, nd, train), pval(g, nd, 1));
             break;
         }
         case NN_ADD: be->add_forward(out, val(g, nd->in[0]), val(g, nd->in[1]), nd->a.add.relu); break;
         case NN_SCALE: be->scale_forward(out, val(g, nd->in[0]), nd->a.scale.alpha); break;
+        default: forward_gan(g, nd, out, train); break;
         }
         if (g->profile && train) g->t_fwd[i] += timer_now() - t0;
     }
@@ -71,6 +191,88 @@ void nn_accuracy(nn_graph *g, const int32_t *labels, int n, int64_t *top1, int64
     g->be->topk_correct(top1, top5, &logits, &lab, n);
 }
 
+/* dx (+)= the block of dout that a slice took; the rest of dx is zero unless accumulating. */
+static void slice_backward(nn_graph *g, const nn_node *nd, const dpt_tensor *dout) {
+    dpt_tensor *dx = grad(g, nd->in[0]);
+    if (!dx) return;
+    if (!nd->accumulate_in[0]) g->be->fill_zero(dx->data, tensor_bytes(dx));
+    dpt_tensor dx2 = flat(dx), dy2 = flat(dout);
+    g->be->copy_cols(&dx2, nd->a.slice.begin, &dy2, 0, nd->a.slice.count, true);
+}
+
+static void concat_backward(nn_graph *g, const nn_node *nd, const dpt_tensor *dout) {
+    dpt_tensor *da = grad(g, nd->in[0]), *db = grad(g, nd->in[1]), dy2 = flat(dout);
+    const int64_t fa = val(g, nd->in[0])->shape[1], fb = val(g, nd->in[1])->shape[1];
+    if (da) {
+        dpt_tensor da2 = flat(da);
+        g->be->copy_cols(&da2, 0, &dy2, 0, fa, nd->accumulate_in[0]);
+    }
+    if (db) {
+        dpt_tensor db2 = flat(db);
+        g->be->copy_cols(&db2, 0, &dy2, fa, fb, nd->accumulate_in[1]);
+    }
+}
+
+/* gain and bias are made for this node alone (nn_cbn), so both overwrite or both add. */
+static void cbn_backward(nn_graph *g, const nn_node *nd, const dpt_tensor *dout) {
+    const int x = nd->in[0];
+    dpt_tensor *dx = grad(g, x);
+    DPT_CHECK_LIB("nn", dx != NULL, nd->name, "conditional BatchNorm directly on an input is not supported");
+    DPT_CHECK(nd->accumulate_in[1] == nd->accumulate_in[2]);
+    dpt_tensor gain = flat(val(g, nd->in[1])), dgain = flat(grad(g, nd->in[1])), dbias = flat(grad(g, nd->in[2]));
+    g->be->cbn_backward(nd->op, dx, nd->accumulate_in[0], &dgain, &dbias, nd->accumulate_in[1], dout, val(g, x),
+                        val(g, nd->out), &gain, val(g, nd->saved[0]), val(g, nd->saved[1]));
+}
+
+static void bmm_backward(nn_graph *g, const nn_node *nd, const dpt_tensor *dout) {
+    dpt_tensor *da = grad(g, nd->in[0]), *db = grad(g, nd->in[1]);
+    dpt_tensor a3 = mat3(val(g, nd->in[0])), b3 = mat3(val(g, nd->in[1])), dy3 = mat3(dout), da3, db3;
+    if (da) da3 = mat3(da);
+    if (db) db3 = mat3(db);
+    g->be->bmm_backward(da ? &da3 : NULL, nd->accumulate_in[0], db ? &db3 : NULL, nd->accumulate_in[1], &dy3, &a3,
+                        &b3, nd->a.bmm.trans_a, nd->a.bmm.trans_b);
+}
+
+static void embedding_backward(nn_graph *g, const nn_node *nd, const dpt_tensor *dout, bool param_accumulate) {
+    dpt_tensor dy2 = flat(dout);
+    /* The table's gradient has no other part: scratch for SN is overwritten. */
+    dpt_tensor *dw = nd->sn.on ? val(g, nd->sn.dw_sn) : pgrad(g, nd, 0);
+    g->be->embedding_backward(dw, nd->sn.on ? false : param_accumulate, &dy2, val(g, nd->in[0]));
+    sn_backward(g, nd, param_accumulate);
+}
+
+/* The GAN layers' backward (graph_gan.c's nodes). */
+static void backward_gan(nn_graph *g, nn_node *nd, const dpt_tensor *dout, bool param_accumulate) {
+    const dpt_backend *be = g->be;
+    dpt_tensor *dx = grad(g, nd->in[0]);
+    const bool acc0 = nd->accumulate_in[0];
+    switch (nd->kind) {
+    case NN_UPSAMPLE:
+        if (dx) be->upsample2x_backward(dx, acc0, dout);
+        break;
+    case NN_TANH:
+        if (dx) be->tanh_backward(dx, acc0, dout, val(g, nd->out));
+        break;
+    case NN_VIEW: /* same memory order: the gradient is copied through */
+    case NN_ADD_SCALAR:
+        if (dx) be->scale_backward(dx, acc0, dout, 1.0f);
+        break;
+    case NN_EMBEDDING: embedding_backward(g, nd, dout, param_accumulate); break;
+    case NN_CONCAT: concat_backward(g, nd, dout); break;
+    case NN_SLICE: slice_backward(g, nd, dout); break;
+    case NN_CBN: cbn_backward(g, nd, dout); break;
+    case NN_BMM: bmm_backward(g, nd, dout); break;
+    case NN_SOFTMAX:
+        if (dx) be->softmax_rows_backward(dx, acc0, dout, val(g, nd->out));
+        break;
+    case NN_SCALED_ADD:
+        be->scaled_add_backward(dx, acc0, grad(g, nd->in[1]), nd->accumulate_in[1], pgrad(g, nd, 0), param_accumulate,
+                                dout, val(g, nd->in[1]), pval(g, nd, 0));
+        break;
+    default: DPT_CHECK(!"unknown node kind");
+    }
+}
+
 void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void *ctx) {
     const dpt_backend *be = g->be;
     for (int i = g->nnodes - 1; i >= 0; i--) {
@@ -87,8 +289,9 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
         switch (nd->kind) {
         case NN_INPUT: break;
         case NN_CONV:
-            be->conv2d_backward(nd->op, grad(g, x), acc0, pgrad(g, nd, 0), pgrad(g, nd, 1), param_accumulate, dout,
-                                val(g, x), pval(g, nd, 0));
+            be->conv2d_backward(nd->op, grad(g, x), acc0, sn_dweight(g, nd, param_accumulate), pgrad(g, nd, 1),
+                                param_accumulate, dout, val(g, x), nd->sn.on ? val(g, nd->sn.w_sn) : pval(g, nd, 0));
+            sn_backward(g, nd, param_accumulate);
             break;
         case NN_BATCHNORM: {
             /* The back end needs somewhere to write even when no gradient flows further. */
@@ -112,8 +315,9 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
                 dx2 = flat(grad(g, x));
                 dxp = &dx2;
             }
-            be->linear_backward(nd->op, dxp, acc0, pgrad(g, nd, 0), pgrad(g, nd, 1), param_accumulate, &dy2, &x2,
-                                pval(g, nd, 0));
+            be->linear_backward(nd->op, dxp, acc0, sn_dweight(g, nd, param_accumulate), pgrad(g, nd, 1),
+                                param_accumulate, &dy2, &x2, nd->sn.on ? val(g, nd->sn.w_sn) : pval(g, nd, 0));
+            sn_backward(g, nd, param_accumulate);
             break;
         }
         case NN_ADD:
@@ -123,6 +327,7 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
         case NN_SCALE:
             if (grad(g, x)) be->scale_backward(grad(g, x), acc0, dout, nd->a.scale.alpha);
             break;
+        default: backward_gan(g, nd, dout, param_accumulate); break;
         }
         if (g->profile) g->t_bwd[i] += timer_now() - t0;
         if (hook) hook(ctx, i);

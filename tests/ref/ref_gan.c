@@ -255,3 +255,28 @@ double ref_ortho_reg(double *dw, const double *w, int rows, int cols, double str
         }
     return r;
 }
+
+/* ---- graph plumbing: gated residual, column blocks ---- */
+
+void ref_scaled_add_forward(double *out, const double *a, const double *b, double gamma, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + gamma * b[i];
+}
+
+void ref_scaled_add_backward(double *da, double *db, double *dgamma, const double *dout, const double *b, double gamma,
+                             int64_t n) {
+    *dgamma = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        da[i] = dout[i];
+        db[i] = gamma * dout[i];
+        *dgamma += dout[i] * b[i];
+    }
+}
+
+void ref_copy_cols(double *dst, int64_t ld, int64_t dst_col, const double *src, int64_t ls, int64_t src_col,
+                   int64_t count, int64_t rows, bool accumulate) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < count; j++) {
+            double *d = &dst[r * ld + dst_col + j];
+            *d = (accumulate ? *d : 0.0) + src[r * ls + src_col + j];
+        }
+}

@@ -56,4 +56,12 @@ void ref_ema(double *ema, const double *w, int64_t n, double decay);
  * returns it and writes its gradient to dw (may be NULL). */
 double ref_ortho_reg(double *dw, const double *w, int rows, int cols, double strength);
 
+/* out = a + gamma * b; backward gives da, db and dgamma = sum(dout * b). */
+void ref_scaled_add_forward(double *out, const double *a, const double *b, double gamma, int64_t n);
+void ref_scaled_add_backward(double *da, double *db, double *dgamma, const double *dout, const double *b, double gamma,
+                             int64_t n);
+/* dst[:, dst_col + j] (+)= src[:, src_col + j], j < count; ld, ls: row lengths. */
+void ref_copy_cols(double *dst, int64_t ld, int64_t dst_col, const double *src, int64_t ls, int64_t src_col,
+                   int64_t count, int64_t rows, bool accumulate);
+
 #endif

@@ -707,6 +707,84 @@ static void test_ortho(void) {
     tmp_free_all();
 }
 
+/* ---- graph plumbing: scalar shift, gated residual, column blocks ---- */
+
+static void test_add_scalar(void) {
+    const int64_t n = 2 * 3 * 4 * 5;
+    float *x = frand(n, -2.0f, 2.0f), *y = fbuf(n), *want = fbuf(n);
+    for (int64_t i = 0; i < n; i++) want[i] = x[i] + 1.0f;
+    dpt_tensor tx = act_tensor(x, 2, 3, 4, 5), ty = act_tensor(y, 2, 3, 4, 5);
+    be->add_scalar_forward(&ty, &tx, 1.0f);
+    check_exact("add_scalar: forward", y, want, n);
+    tmp_free_all();
+}
+
+typedef struct sadd_ctx {
+    int64_t n;
+    double *a, *b, *gamma, *out;
+    const double *R;
+} sadd_ctx;
+
+static double sadd_loss(void *p) {
+    sadd_ctx *q = p;
+    ref_scaled_add_forward(q->out, q->a, q->b, *q->gamma, q->n);
+    return dot(q->out, q->R, q->n);
+}
+
+static void test_scaled_add(void) {
+    const int n = 2, c = 4, h = 3, w = 3;
+    const int64_t ne = (int64_t)n * c * h * w;
+    float *a = frand(ne, -1.0f, 1.0f), *b = frand(ne, -1.0f, 1.0f), *dy = frand(ne, -1.0f, 1.0f);
+    float gamma = 0.7f;
+    double *ad = f2d(a, ne), *bd = f2d(b, ne), *dyd = f2d(dy, ne), gd = gamma, yd[2 * 4 * 3 * 3];
+    double *dad = dbuf(ne), *dbd = dbuf(ne), dgd;
+    ref_scaled_add_forward(yd, ad, bd, gd, ne);
+    ref_scaled_add_backward(dad, dbd, &dgd, dyd, bd, gd, ne);
+    sadd_ctx q = {ne, ad, bd, &gd, dbuf(ne), dyd};
+    fd_check("scaled_add: da", sadd_loss, &q, ad, ne, dad);
+    fd_check("scaled_add: db", sadd_loss, &q, bd, ne, dbd);
+    fd_check("scaled_add: dgamma", sadd_loss, &q, &gd, 1, &dgd);
+
+    float *y = fbuf(ne);
+    dpt_tensor ta = act_tensor(a, n, c, h, w), tb = act_tensor(b, n, c, h, w), ty = act_tensor(y, n, c, h, w);
+    dpt_tensor tdy = act_tensor(dy, n, c, h, w), tg = tensor_1d(&gamma, DT_F32, 1);
+    be->scaled_add_forward(&ty, &ta, &tb, &tg);
+    check_rel("scaled_add: forward", y, yd, ne, TOL_FWD);
+    double *ea = dbuf(ne), *eb = dbuf(ne), eg;
+    for (int acc = 0; acc < 2; acc++) {
+        float *da = grad_dest(ea, dad, ne, acc), *db = grad_dest(eb, dbd, ne, !acc);
+        float *dg = grad_dest(&eg, &dgd, 1, acc);
+        dpt_tensor tda = act_tensor(da, n, c, h, w), tdb = act_tensor(db, n, c, h, w), tdg = tensor_1d(dg, DT_F32, 1);
+        be->scaled_add_backward(&tda, acc, &tdb, !acc, &tdg, acc, &tdy, &tb, &tg);
+        check_rel(lbl("scaled_add: da (accumulate=%d)", acc), da, ea, ne, TOL_FWD);
+        check_rel(lbl("scaled_add: db (accumulate=%d)", !acc), db, eb, ne, TOL_FWD);
+        check_rel(lbl("scaled_add: dgamma (accumulate=%d)", acc), dg, &eg, 1, TOL_FWD);
+    }
+    /* Either input gradient may be absent. */
+    float *dg = fbuf(1);
+    dpt_tensor tdg = tensor_1d(dg, DT_F32, 1);
+    be->scaled_add_backward(NULL, false, NULL, false, &tdg, false, &tdy, &tb, &tg);
+    check_rel("scaled_add: dgamma alone", dg, &dgd, 1, TOL_FWD);
+    tmp_free_all();
+}
+
+/* Concat's forward (two blocks into one matrix) and slice's backward (a block added into a
+ * gradient): exact copies and adds. */
+static void test_copy_cols(void) {
+    const int64_t rows = 3, ls = 7, ld = 11, col0 = 2, dcol = 5, count = 4;
+    float *src = frand(rows * ls, -1.0f, 1.0f);
+    double *srcd = f2d(src, rows * ls), *want = dbuf(rows * ld);
+    for (int acc = 0; acc < 2; acc++) {
+        float *dst = acc ? frand(rows * ld, -1.0f, 1.0f) : fbuf(rows * ld);
+        for (int64_t i = 0; i < rows * ld; i++) want[i] = dst[i];
+        ref_copy_cols(want, ld, dcol, srcd, ls, col0, count, rows, acc);
+        dpt_tensor td = tensor_2d(dst, DT_F32, rows, ld), ts = tensor_2d(src, DT_F32, rows, ls);
+        be->copy_cols(&td, dcol, &ts, col0, count, acc);
+        check_exact(lbl("copy_cols (accumulate=%d)", acc), dst, d2f(want, rows * ld), rows * ld);
+    }
+    tmp_free_all();
+}
+
 int main(void) {
     be = backend_cpu();
     oh_init("test_gan_ops", be->act_layout, 1001);
@@ -730,6 +808,9 @@ int main(void) {
     }
     test_softmax_rows();
     test_ortho();
+    test_add_scalar();
+    test_scaled_add();
+    test_copy_cols();
     oh_print_notes();
     return tu_finish("test_gan_ops");
 }

@@ -224,6 +224,23 @@ typedef struct dpt_backend {
      * value as strength. work: caller's scratch of rows * rows floats. */
     double (*ortho_reg)(float *dw, float *work, const float *w, int rows, int cols, float strength);
 
+    /* out = in + c, any layout (BigGAN's conditional gain, 1 + linear(y)). Its backward is the
+     * identity: scale_backward with alpha 1. */
+    void (*add_scalar_forward)(dpt_tensor *out, const dpt_tensor *in, float c);
+    /* Residual with a learnable scalar (SAGAN's attention output): out = a + gamma * b, any layout
+     * (a, b, out alike), gamma a 1-element tensor on the device. Backward: da = dout,
+     * db = gamma * dout (each may be NULL and accumulates independently), dgamma = sum(dout * b)
+     * (summed in double), added to dgamma when param_accumulate. */
+    void (*scaled_add_forward)(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *b, const dpt_tensor *gamma);
+    void (*scaled_add_backward)(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
+                                dpt_tensor *dgamma, bool param_accumulate, const dpt_tensor *dout,
+                                const dpt_tensor *b, const dpt_tensor *gamma);
+    /* A block of columns between row-major matrices with the same number of rows (concat and slice
+     * of (N, F) features): dst[:, dst_col + j] = (or += when accumulate) src[:, src_col + j] for
+     * j < count. dst and src: 2-d (rows, cols) tensors; columns outside the block are untouched. */
+    void (*copy_cols)(dpt_tensor *dst, int64_t dst_col, const dpt_tensor *src, int64_t src_col, int64_t count,
+                      bool accumulate);
+
     /* Memory: device buffers for arenas; copies between host and device. */
     void *(*mem_alloc)(size_t bytes);
     void (*mem_free)(void *p);

@@ -1,6 +1,7 @@
 /* The ops a BigGAN (Brock et al. 2018) adds to a classifier's: 2x upsampling, tanh, class
  * embedding, conditional BatchNorm, spectral normalisation, self-attention's batched matrix
- * product and row softmax, hinge losses, Adam, weight EMA and orthogonal regularisation.
+ * product and row softmax, hinge losses, Adam, weight EMA and orthogonal regularisation, and the
+ * graph's plumbing for them (scalar shift, gated residual, column blocks).
  * Conventions and formulas: backend.h. Conditional BatchNorm reuses BatchNorm's statistics
  * (cpu_norm.c), so the two agree to the bit on the normalisation and on cross-replica sums.
  * Nothing here allocates: per-shape buffers come from cbn_create or from the caller. */
@@ -488,6 +489,71 @@ static double ortho_reg(float *dw, float *work, const float *w, int rows, int co
     return 0.5 * (double)strength * sq;
 }
 
+/* ---- graph plumbing: scalar shift, gated residual, column blocks ---- */
+
+static void add_scalar_forward(dpt_tensor *out, const dpt_tensor *in, float c) {
+    const int64_t n = tensor_numel(in);
+    const float *x = in->data;
+    float *y = out->data;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] + c;
+}
+
+static void scaled_add_forward(dpt_tensor *out, const dpt_tensor *a, const dpt_tensor *b, const dpt_tensor *gamma) {
+    const int64_t n = tensor_numel(out);
+    DPT_CHECK(tensor_numel(a) == n && tensor_numel(b) == n && tensor_numel(gamma) == 1);
+    const float *pa = a->data, *pb = b->data, gm = *(const float *)gamma->data;
+    float *y = out->data;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = pa[i] + gm * pb[i];
+}
+
+/* dout scaled by k into d (overwrite or add). */
+static void axpy_into(float *d, bool accumulate, const float *dy, float k, int64_t n) {
+    if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) d[i] += k * dy[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) d[i] = k * dy[i];
+    }
+}
+
+static void scaled_add_backward(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
+                                dpt_tensor *dgamma, bool param_accumulate, const dpt_tensor *dout,
+                                const dpt_tensor *b, const dpt_tensor *gamma) {
+    const int64_t n = tensor_numel(dout);
+    const float *dy = dout->data, *pb = b->data, gm = *(const float *)gamma->data;
+    if (da) axpy_into(da->data, accumulate_a, dy, 1.0f, n);
+    if (db) axpy_into(db->data, accumulate_b, dy, gm, n);
+    double s = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) s += (double)dy[i] * pb[i];
+    float *dg = dgamma->data;
+    *dg = param_accumulate ? *dg + (float)s : (float)s;
+}
+
+static void copy_cols(dpt_tensor *dst, int64_t dst_col, const dpt_tensor *src, int64_t src_col, int64_t count,
+                      bool accumulate) {
+    DPT_CHECK(dst->ndim == 2 && src->ndim == 2 && dst->shape[0] == src->shape[0]);
+    DPT_CHECK(dst_col >= 0 && src_col >= 0 && count >= 0);
+    DPT_CHECK(dst_col + count <= dst->shape[1] && src_col + count <= src->shape[1]);
+    const int64_t rows = dst->shape[0], ld = dst->shape[1], ls = src->shape[1];
+    const float *s = (const float *)src->data + src_col;
+    float *d = (float *)dst->data + dst_col;
+#pragma omp parallel for schedule(static) if (rows * count > PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *sr = s + r * ls;
+        float *dr = d + r * ld;
+        if (accumulate) {
+#pragma omp simd
+            for (int64_t j = 0; j < count; j++) dr[j] += sr[j];
+        } else {
+            memcpy(dr, sr, (size_t)count * sizeof(float));
+        }
+    }
+}
+
 void cpu_fill_gan(dpt_backend *be) {
     be->upsample2x_forward = upsample2x_forward;
     be->upsample2x_backward = upsample2x_backward;
@@ -510,4 +576,8 @@ void cpu_fill_gan(dpt_backend *be) {
     be->adam_update = adam_update;
     be->ema_update = ema_update;
     be->ortho_reg = ortho_reg;
+    be->add_scalar_forward = add_scalar_forward;
+    be->scaled_add_forward = scaled_add_forward;
+    be->scaled_add_backward = scaled_add_backward;
+    be->copy_cols = copy_cols;
 }
