@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dpt/core/rng.h"
@@ -101,3 +102,25 @@ const char *tu_write_temp(const char *name, const char *text) {
 }
 
 bool tu_contains(const char *haystack, const char *needle) { return strstr(haystack, needle) != NULL; }
+
+bool tu_expect_death(void (*fn)(void *ctx), void *ctx, char *msg, size_t size) {
+    int fds[2];
+    msg[0] = '\0';
+    if (pipe(fds) != 0) return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        fn(ctx);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got < size - 1 && (r = read(fds[0], msg + got, size - 1 - got)) > 0) got += (size_t)r;
+    msg[got] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}

@@ -41,6 +41,10 @@ void tu_d2f(float *dst, const double *src, int64_t n);
 
 /* Writes a temporary file with the given text; returns its path (static buffer per call slot). */
 const char *tu_write_temp(const char *name, const char *text);
+/* Runs fn(ctx) in a child process with its stderr captured into msg (size bytes, NUL-terminated).
+ * Returns true when the child exited non-zero or was killed (the call failed as it should). */
+bool tu_expect_death(void (*fn)(void *ctx), void *ctx, char *msg, size_t size);
+
 /* True when haystack contains needle. */
 bool tu_contains(const char *haystack, const char *needle);
 
