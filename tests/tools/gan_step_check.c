@@ -122,15 +122,6 @@ static void g_step(gan_pair *p, const float *z, const int32_t *y, int first, int
     if (sum) sum(fl(&p->G->grad_arena), nfloats(&p->G->grad_arena));
 }
 
-static double rel(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num) / fmax(sqrt(den), 1e-30);
-}
-
 /* Biases whose per-channel shift reaches BatchNorm only through linear paths (G's conv1 biases
  * feed conditional BatchNorm directly; after the attention block, every conv bias of the last
  * block ends in the output BatchNorm) get a zero gradient, computed as rounding noise, which Adam
@@ -176,7 +167,7 @@ static double compare(const nn_graph *g, const float *a, const float *b, const c
             num += ((double)pa[k] - pb[k]) * ((double)pa[k] - pb[k]);
             den += (double)pb[k] * pb[k];
         }
-        double e = rel(pa, pb, q->numel);
+        double e = tu_rel_error_ff(pa, pb, q->numel);
         if (e > w) {
             w = e;
             *worst = q->name;
@@ -226,17 +217,17 @@ int main(int argc, char **argv) {
         gan_pair r;
         build(&r, global, NULL);
         d_step(&r, real, z, y, 0, global, NULL);
-        const double e_dg = rel(dgrad, fl(&r.D->grad_arena), nfloats(&r.D->grad_arena));
+        const double e_dg = tu_rel_error_ff(dgrad, fl(&r.D->grad_arena), nfloats(&r.D->grad_arena));
         adam(r.D, r.md, r.vd, 4e-4f);
         g_step(&r, z, y, 0, global, NULL);
         const char *w_gg, *w_gp, *w_dp;
         const int nnull = find_null_space(r.G);
         const double e_gg = compare(r.G, ggrad, fl(&r.G->grad_arena), &w_gg);
         adam(r.G, r.mg, r.vg, 1e-4f);
-        const double e_dp = rel(fl(&p.D->param_arena), fl(&r.D->param_arena), nfloats(&r.D->param_arena));
+        const double e_dp = tu_rel_error_ff(fl(&p.D->param_arena), fl(&r.D->param_arena), nfloats(&r.D->param_arena));
         (void)w_dp;
         const double e_gp = compare(r.G, fl(&p.G->param_arena), fl(&r.G->param_arena), &w_gp);
-        const double e_gb = rel(fl(&p.G->buffer_arena), fl(&r.G->buffer_arena), nfloats(&r.G->buffer_arena));
+        const double e_gb = tu_rel_error_ff(fl(&p.G->buffer_arena), fl(&r.G->buffer_arena), nfloats(&r.G->buffer_arena));
         const double tol = 1e-3;
         bad = !(e_dg <= tol && e_gg <= tol && e_dp <= tol && e_gp <= tol && e_gb <= tol && nnull <= 5);
         printf("gan_step_check: %d ranks, global batch %d%s: D gradients %.2e, G gradients %.2e (worst %s), "

@@ -47,15 +47,6 @@ static void step(nn_graph *g, const float *x_all, const int32_t *y_all, int firs
     nn_backward(g, false, NULL, NULL);
 }
 
-static double rel(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num) / fmax(sqrt(den), 1e-30);
-}
-
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
     const comm_info *ci = comm_get();
@@ -107,15 +98,15 @@ int main(int argc, char **argv) {
             const float *rg = (const float *)ref->grad_arena.base;
             for (int64_t i = 0; i < ngrad; i++) ref_grad[i] += rg[i];
             for (int r = k * group; r < (k + 1) * group; r++)
-                worst_buf = fmax(worst_buf, rel(bufs + r * nbuf, (const float *)ref->buffer_arena.base, nbuf));
+                worst_buf = fmax(worst_buf, tu_rel_error_ff(bufs + r * nbuf, (const float *)ref->buffer_arena.base, nbuf));
             nn_graph_destroy(ref);
         }
-        worst_log = rel(logits, ref_logits, global * CLASSES);
+        worst_log = tu_rel_error_ff(logits, ref_logits, global * CLASSES);
         double worst_grad = 0;
         const char *worst_name = "";
         for (int i = 0; i < g->nparams; i++) {
             const nn_param *p = &g->params[i];
-            double e = rel((const float *)g->grad_arena.base + p->offset / sizeof(float),
+            double e = tu_rel_error_ff((const float *)g->grad_arena.base + p->offset / sizeof(float),
                            ref_grad + p->offset / sizeof(float), p->numel);
             if (e > worst_grad) {
                 worst_grad = e;
