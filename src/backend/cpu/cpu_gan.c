@@ -13,9 +13,6 @@
 #include "cpu_internal.h"
 #include "dpt/backend/math.h"
 
-/* Below this many elements a parallel region costs more than it saves. */
-#define PAR_MIN 32768
-
 /* ---- 2x nearest-neighbour upsampling ---- */
 
 /* Logical (N, C, H, W) of an input and the check that out is (N, C, 2H, 2W). */
@@ -35,7 +32,7 @@ static void upsample2x_forward(dpt_tensor *out, const dpt_tensor *in) {
     const float *x = in->data;
     float *y = out->data;
     if (in->layout == LAYOUT_NHWC) { /* rows of (W, C): each pixel's C values copied to 4 places */
-#pragma omp parallel for schedule(static) if (n * c * h * w > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n * c * h * w > CPU_PAR_MIN)
         for (int64_t r = 0; r < n * h; r++) {
             const float *xr = x + r * w * c;
             float *y0 = y + 2 * r * (2 * w) * c, *y1 = y0 + 2 * w * c;
@@ -46,7 +43,7 @@ static void upsample2x_forward(dpt_tensor *out, const dpt_tensor *in) {
             memcpy(y1, y0, (size_t)(2 * w * c) * sizeof(float));
         }
     } else { /* NCHW: rows of W values in (N*C*H) rows */
-#pragma omp parallel for schedule(static) if (n * c * h * w > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n * c * h * w > CPU_PAR_MIN)
         for (int64_t r = 0; r < n * c * h; r++) {
             const float *xr = x + r * w;
             float *y0 = y + 2 * r * (2 * w), *y1 = y0 + 2 * w;
@@ -64,7 +61,7 @@ static void upsample2x_backward(dpt_tensor *din, bool accumulate, const dpt_tens
     const int64_t rows = nhwc ? n * h : n * c * h, cols = nhwc ? w * c : w, step = nhwc ? c : 1;
     const float *dy = dout->data;
     float *dx = din->data;
-#pragma omp parallel for schedule(static) if (n * c * h * w > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n * c * h * w > CPU_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *d0 = dy + 2 * r * 2 * cols, *d1 = d0 + 2 * cols;
         float *dxr = dx + r * cols;
@@ -85,7 +82,7 @@ static void tanh_forward(dpt_tensor *out, const dpt_tensor *in) {
     const int64_t n = tensor_numel(in);
     const float *x = in->data;
     float *y = out->data;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
 
@@ -94,10 +91,10 @@ static void tanh_backward(dpt_tensor *din, bool accumulate, const dpt_tensor *do
     const float *dy = dout->data, *y = out->data;
     float *dx = din->data;
     if (accumulate) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += math_tanh_grad(dy[i], y[i]);
     } else {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] = math_tanh_grad(dy[i], y[i]);
     }
 }
@@ -266,7 +263,7 @@ static double sn_normalize(float *x, int n, float eps) {
 
 /* v = w^T u: each thread owns a slice of columns and streams every row over it. */
 static void sn_wt_u(float *v, const float *w, const float *u, int rows, int cols) {
-#pragma omp parallel if ((int64_t)rows * cols > PAR_MIN)
+#pragma omp parallel if ((int64_t)rows * cols > CPU_PAR_MIN)
     {
         const int t = omp_get_thread_num(), T = omp_get_num_threads();
         const int j0 = (int)((int64_t)cols * t / T), j1 = (int)((int64_t)cols * (t + 1) / T);
@@ -281,7 +278,7 @@ static void sn_wt_u(float *v, const float *w, const float *u, int rows, int cols
 
 /* t = w v, rows as dot products accumulated in double. */
 static void sn_w_v(float *t, const float *w, const float *v, int rows, int cols) {
-#pragma omp parallel for schedule(static) if ((int64_t)rows * cols > PAR_MIN)
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols > CPU_PAR_MIN)
     for (int i = 0; i < rows; i++) {
         const float *row = w + (int64_t)i * cols;
         double acc = 0.0;
@@ -294,7 +291,7 @@ static void sn_w_v(float *t, const float *w, const float *v, int rows, int cols)
 /* u^T w v without a buffer. */
 static double sn_sigma(const float *w, const float *u, const float *v, int rows, int cols) {
     double sigma = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : sigma) if ((int64_t)rows * cols > PAR_MIN)
+#pragma omp parallel for schedule(static) reduction(+ : sigma) if ((int64_t)rows * cols > CPU_PAR_MIN)
     for (int i = 0; i < rows; i++) {
         const float *row = w + (int64_t)i * cols;
         double acc = 0.0;
@@ -320,7 +317,7 @@ static void spectral_norm_forward(float *w_sn, float *u, float *v, float *sigma,
     const float s = (float)sg;
     *sigma = s;
     const int64_t n = (int64_t)rows * cols;
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) w_sn[i] = w[i] / s;
 }
 
@@ -328,10 +325,10 @@ static void spectral_norm_backward(float *dw, bool param_accumulate, const float
                                    const float *u, const float *v, float sigma, int rows, int cols) {
     const int64_t n = (int64_t)rows * cols;
     double dot = 0.0; /* sum(dw_sn * w_sn) = sum(dw_sn * w) / sigma */
-#pragma omp parallel for simd schedule(static) reduction(+ : dot) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) reduction(+ : dot) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dot += (double)dw_sn[i] * w[i];
     const float k = (float)(dot / sigma), inv = 1.0f / sigma;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (int i = 0; i < rows; i++) {
         const float ku = k * u[i];
         const float *gr = dw_sn + (int64_t)i * cols;
@@ -405,7 +402,7 @@ static void softmax_rows_forward(dpt_tensor *out, const dpt_tensor *in) {
     const int64_t len = in->shape[in->ndim - 1], rows = tensor_numel(in) / len;
     const float *x = in->data;
     float *y = out->data;
-#pragma omp parallel for schedule(static) if (rows * len > PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * len > CPU_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * len;
         float *yr = y + r * len, mx = xr[0];
@@ -422,7 +419,7 @@ static void softmax_rows_backward(dpt_tensor *din, bool accumulate, const dpt_te
     const int64_t len = out->shape[out->ndim - 1], rows = tensor_numel(out) / len;
     const float *dy = dout->data, *y = out->data;
     float *dx = din->data;
-#pragma omp parallel for schedule(static) if (rows * len > PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * len > CPU_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *gr = dy + r * len, *yr = y + r * len;
         float *dr = dx + r * len;
@@ -495,7 +492,7 @@ static void add_scalar_forward(dpt_tensor *out, const dpt_tensor *in, float c) {
     const int64_t n = tensor_numel(in);
     const float *x = in->data;
     float *y = out->data;
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] + c;
 }
 
@@ -504,19 +501,8 @@ static void scaled_add_forward(dpt_tensor *out, const dpt_tensor *a, const dpt_t
     DPT_CHECK(tensor_numel(a) == n && tensor_numel(b) == n && tensor_numel(gamma) == 1);
     const float *pa = a->data, *pb = b->data, gm = *(const float *)gamma->data;
     float *y = out->data;
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = pa[i] + gm * pb[i];
-}
-
-/* dout scaled by k into d (overwrite or add). */
-static void axpy_into(float *d, bool accumulate, const float *dy, float k, int64_t n) {
-    if (accumulate) {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) d[i] += k * dy[i];
-    } else {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) d[i] = k * dy[i];
-    }
 }
 
 static void scaled_add_backward(dpt_tensor *da, bool accumulate_a, dpt_tensor *db, bool accumulate_b,
@@ -524,10 +510,10 @@ static void scaled_add_backward(dpt_tensor *da, bool accumulate_a, dpt_tensor *d
                                 const dpt_tensor *b, const dpt_tensor *gamma) {
     const int64_t n = tensor_numel(dout);
     const float *dy = dout->data, *pb = b->data, gm = *(const float *)gamma->data;
-    if (da) axpy_into(da->data, accumulate_a, dy, 1.0f, n);
-    if (db) axpy_into(db->data, accumulate_b, dy, gm, n);
+    if (da) cpu_scale_into(da->data, accumulate_a, dy, 1.0f, n);
+    if (db) cpu_scale_into(db->data, accumulate_b, dy, gm, n);
     double s = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) s += (double)dy[i] * pb[i];
     float *dg = dgamma->data;
     *dg = param_accumulate ? *dg + (float)s : (float)s;
@@ -541,7 +527,7 @@ static void copy_cols(dpt_tensor *dst, int64_t dst_col, const dpt_tensor *src, i
     const int64_t rows = dst->shape[0], ld = dst->shape[1], ls = src->shape[1];
     const float *s = (const float *)src->data + src_col;
     float *d = (float *)dst->data + dst_col;
-#pragma omp parallel for schedule(static) if (rows * count > PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * count > CPU_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *sr = s + r * ls;
         float *dr = d + r * ld;

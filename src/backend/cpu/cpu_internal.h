@@ -58,6 +58,11 @@ void *cpu_buffer(size_t bytes);
 
 /* dst (+)= src over n floats. */
 void cpu_copy_or_add(float *dst, const float *src, int64_t n, bool accumulate);
+/* dst (+)= k * src over n floats (the backward of a scaling). */
+void cpu_scale_into(float *dst, bool accumulate, const float *src, float k, int64_t n);
+
+/* Below this many elements an elementwise parallel region costs more than it saves. */
+#define CPU_PAR_MIN 32768
 
 /* Filling the op table, one group per file. */
 void cpu_fill_conv(dpt_backend *be);
