@@ -154,9 +154,13 @@ static void init_buffer(nn_graph *g, nn_buffer *b, uint64_t seed) {
     const uint32_t key = rng_hash_name(b->name);
     double sq = 0.0;
     for (int64_t j = 0; j < b->numel; j++) {
+        if (!b->unit_random) {
+            host[j] = b->init_value;
+            continue;
+        }
         uint32_t r[4];
         rng_block(seed, RNG_PARAM_INIT, (uint64_t)j, key, r);
-        host[j] = b->unit_random ? rng_normal(r[0], r[1]) : b->init_value;
+        host[j] = rng_normal(r[0], r[1]);
         sq += (double)host[j] * host[j];
     }
     if (b->unit_random)

@@ -299,7 +299,7 @@ void run_teardown(run_ctx *r) {
 
 /* One rank's place for the banner's rank table (gathered to rank 0). */
 typedef struct rank_record {
-    int32_t threads, cores_online, cores_allowed;
+    int32_t threads, cores_online;
     char cpus[48];
     char device[48];
 } rank_record;
@@ -313,7 +313,7 @@ static void banner_ranks(const run_ctx *r) {
     memset(&me, 0, sizeof me);
     me.threads = r->threads;
     me.cores_online = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
-    me.cores_allowed = rank_cpus(me.cpus, sizeof me.cpus);
+    rank_cpus(me.cpus, sizeof me.cpus);
     snprintf(me.device, sizeof me.device, "cpu"); /* the CPU back end is the only one built */
     rank_record *all = ci->rank == 0 ? dpt_xcalloc((size_t)ci->world, sizeof *all) : NULL;
     comm_gather_bytes(&me, (int)sizeof me, all, 0);
