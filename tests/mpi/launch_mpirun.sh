@@ -1,7 +1,7 @@
 # launch/dptrain-mpirun: the command it builds (placement, binding, oversubscription only when
 # asked, exported variables, the shared-memory transport, refusals), real 2- and 4-rank runs through it with the banner
 # checked against what the ranks see, and multi-node layouts on one host (DPT_TEST_NODE_OF_RANK)
-# with local ranks and threads per rank derived from them.
+# with local ranks and threads per rank derived from them; threads from SLURM_CPUS_PER_TASK.
 source "$(dirname "$0")/lib.sh"
 export DPT_TEST_TIMEOUT=200
 W="$SRC/launch/dptrain-mpirun"
@@ -95,12 +95,15 @@ fi
 # Multi-node layouts on one host: round-robin placement over 2 made-up nodes. Local ranks,
 # ranks per node and the threads each rank derives (cores / ranks on its node, so no
 # OMP_NUM_THREADS here) follow the layout.
-raw4() {
-    local extra=()
+# raw NP VAR ARGS...: plain mpirun, the variable VAR exported, dptrain train ARGS.
+raw() {
+    local np=$1 var=$2 extra=()
+    shift 2
     [ "$(id -u)" = 0 ] && extra+=(--allow-run-as-root)
-    timeout --kill-after=10 "$DPT_TEST_TIMEOUT" "$MPIEXEC" "${extra[@]}" -np 4 --oversubscribe --bind-to none \
-        --mca btl_vader_single_copy_mechanism none -x DPT_TEST_NODE_OF_RANK "$DPTRAIN" train "$CFG" "$@"
+    timeout --kill-after=10 "$DPT_TEST_TIMEOUT" "$MPIEXEC" "${extra[@]}" -np "$np" --oversubscribe --bind-to none \
+        --mca btl_vader_single_copy_mechanism none -x "$var" "$DPTRAIN" train "$CFG" "$@"
 }
+raw4() { raw 4 DPT_TEST_NODE_OF_RANK "$@"; }
 if out=$(DPT_TEST_NODE_OF_RANK=0,1,0,1 raw4 --out "$D/fake" "${short[@]}" 2>&1); then
     grep -q "ranks      4 on 2 node(s)" <<<"$out" && grep -q "hosts      .*: ranks 0,2; .*: ranks 1,3" <<<"$out" &&
         pass "fake 2-node round-robin layout in the banner" || fail "layout: $(grep -E 'ranks  |hosts  ' <<<"$out")"
@@ -116,6 +119,13 @@ if out=$(DPT_TEST_NODE_OF_RANK=0,1,0,1 raw4 --out "$D/fake" "${short[@]}" 2>&1);
         pass "rank 3's own log has its place" || fail "rank 3's log lacks its place line"
 else
     fail "fake 2-node run: $(tail -5 <<<"$out")"
+fi
+# Under srun --cpus-per-task without binding, SLURM_CPUS_PER_TASK gives the threads per rank.
+if out=$(SLURM_CPUS_PER_TASK=1 raw 2 SLURM_CPUS_PER_TASK --out "$D/slurm_cpus" "${short[@]}" 2>&1); then
+    grep -q "threads    1 per rank on rank 0 (SLURM_CPUS_PER_TASK)" <<<"$out" &&
+        pass "threads from SLURM_CPUS_PER_TASK" || fail "threads: $(grep 'threads  ' <<<"$out")"
+else
+    fail "SLURM_CPUS_PER_TASK run: $(tail -5 <<<"$out")"
 fi
 DPT_TEST_NODE_OF_RANK=0,1 expect_fail "a bad DPT_TEST_NODE_OF_RANK is refused" "DPT_TEST_NODE_OF_RANK" \
     raw4 --out "$D/bad" "${short[@]}"
