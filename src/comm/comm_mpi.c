@@ -14,6 +14,7 @@ static comm_info info;
 static bool initialised;
 static comm_place *places; /* every rank's, indexed by rank */
 static char *hosts;        /* every rank's host name, COMM_HOST_LEN bytes each */
+static MPI_Op bf16_sum_op = MPI_OP_NULL; /* created on first use */
 
 static void abort_all(int code) {
     if (initialised) comm_abort_bounded(code);
@@ -99,6 +100,7 @@ void comm_finalize(void) {
     free(hosts);
     places = NULL;
     hosts = NULL;
+    if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
     MPI_Finalize();
     initialised = false;
 }
@@ -160,9 +162,8 @@ static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
 }
 
 void comm_allreduce_sum_bf16(uint16_t *buf, int64_t n) {
-    static MPI_Op op = MPI_OP_NULL;
-    if (op == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(bf16_sum, 1, &op));
-    allreduce_pieces(buf, n, sizeof(uint16_t), MPI_UINT16_T, op);
+    if (bf16_sum_op == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(bf16_sum, 1, &bf16_sum_op));
+    allreduce_pieces(buf, n, sizeof(uint16_t), MPI_UINT16_T, bf16_sum_op);
 }
 
 void comm_allreduce_sum_i64(int64_t *buf, int n) {
