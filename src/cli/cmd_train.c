@@ -17,6 +17,8 @@ typedef struct run_args {
     const char *sets[256];
     int nsets;
     int batches, repeats; /* bench loader */
+    char *rest[64];       /* sample: the options after CONFIG */
+    int nrest;
 } run_args;
 
 static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
@@ -43,6 +45,9 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
             if (v < 1 || v > 1000000) return dpt_error(DPT_ERR_ARG, "%s needs a count in [1, 1000000]", s);
             *(!strcmp(s, "--batches") ? &a->batches : &a->repeats) = v;
             i++;
+        } else if (!strcmp(cmd, "sample") && a->config) {
+            if (a->nrest == 64) return dpt_error(DPT_ERR_ARG, "sample: too many arguments");
+            a->rest[a->nrest++] = argv[i]; /* sample's own options, parsed by sample_gan */
         } else if (s[0] == '-') {
             return dpt_error(DPT_ERR_ARG, "%s: unknown option '%s' (see dptrain help)", cmd, s);
         } else if (!a->config) {
@@ -79,9 +84,16 @@ static int run(int argc, char **argv, const char *cmd) {
         rc = st == DPT_ERR_ARG ? 2 : 1;
     } else if (!strcmp(cmd, "train")) {
         comm_set_timeout(cfg.comm.timeout_s);
-        rc = train_classifier(&cfg, a.out, a.resume);
+        rc = !strcmp(cfg.model.name, "biggan") ? train_gan(&cfg, a.out, a.resume)
+                                               : train_classifier(&cfg, a.out, a.resume);
+    } else if (!strcmp(cmd, "sample")) {
+        rc = sample_gan(&cfg, a.nrest, a.rest);
     } else if (!strcmp(cmd, "bench loader")) {
         rc = bench_loader(&cfg, a.batches ? a.batches : 40, a.repeats ? a.repeats : 3);
+    } else if (!strcmp(cfg.model.name, "biggan")) {
+        if (comm_get()->rank == 0)
+            log_error("eval: model.name = biggan is a GAN; `dptrain sample` draws from it, and training logs its FID");
+        rc = 2;
     } else {
         comm_set_timeout(cfg.comm.timeout_s);
         rc = eval_classifier(&cfg, a.weights);
@@ -92,6 +104,7 @@ static int run(int argc, char **argv, const char *cmd) {
 
 int cmd_train(int argc, char **argv) { return run(argc, argv, "train"); }
 int cmd_eval(int argc, char **argv) { return run(argc, argv, "eval"); }
+int cmd_sample(int argc, char **argv) { return run(argc, argv, "sample"); }
 
 int cmd_bench(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "loader")) return run(argc - 1, argv + 1, "bench loader");

@@ -10,10 +10,14 @@ static void usage(FILE *f) {
             "usage: dptrain <command> [arguments]\n"
             "\n"
             "  train CONFIG --out DIR [--resume auto|CHECKPOINT] [--set section.key=value ...]\n"
-            "        train a classifier; run under mpirun/srun for several ranks; --resume auto goes on from the\n"
+            "        train a classifier, or a BigGAN when model.name = biggan; run under mpirun/srun for several ranks; --resume auto goes on from the\n"
             "        newest valid checkpoint in DIR/checkpoints (any number of ranks)\n"
             "  eval CONFIG --weights FILE | --checkpoint FILE [--set section.key=value ...]\n"
             "        evaluate saved weights or a checkpoint on the config's test split\n"
+            "  sample CONFIG --checkpoint CK -o GRID.png [--classes 0,1,2] [--per-class 8] [--truncation 0.5]\n"
+            "         [--seed S] [--interp] [--set section.key=value ...]\n"
+            "        a PNG grid from a BigGAN checkpoint's EMA generator: a row per class; --interp: z interpolated\n"
+            "        along each row\n"
             "  prep idx IMAGES LABELS -o OUT.h5 [--num-classes N] [--class-names a,b,...]\n"
             "        convert IDX files (MNIST, Fashion-MNIST; gzip or raw) to dptrain's HDF5 format\n"
             "  prep imagenet DIR -o OUT.h5 --size N [--jpeg [--quality Q]] [--classes TRAIN.h5] [--labels FILE]\n"
@@ -40,6 +44,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
     if (!strcmp(cmd, "prep")) return cmd_prep(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);

@@ -380,3 +380,13 @@ void config_print_schema(FILE *f) {
                 k[i].def, allowed, k[i].help);
     }
 }
+
+char *config_write_string(const dpt_config *c) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    DPT_CHECK(m != NULL);
+    config_write_stream(c, m);
+    fclose(m);
+    return text;
+}

@@ -132,16 +132,6 @@ static void write_tensor(hid_t f, const char *group, const char *name, const flo
     h5_write_f32_checksummed(f, key, data, ndim, shape);
 }
 
-static char *config_text(const dpt_config *cfg) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    DPT_CHECK(m != NULL);
-    config_write_stream(cfg, m);
-    fclose(m);
-    return text;
-}
-
 /* all_buffers: world rows of the buffer arena, one per rank. */
 static dpt_status write_file(run_ctx *r, const ckpt_meta *m, const float *all_buffers, const char *path) {
     const nn_graph *g = r->g;
@@ -194,7 +184,7 @@ static dpt_status write_file(run_ctx *r, const ckpt_meta *m, const float *all_bu
                                     "epoch, sample); seed and position are the whole state");
     for (int k = 0; k < N_I64; k++) h5_write_attr_i64(f, meta_i64_names[k], *meta_i64(&mm, k));
     for (int k = 0; k < N_F64; k++) h5_write_attr_f64s(f, meta_f64_names[k], meta_f64(&mm, k), 1);
-    char *cfg = config_text(r->cfg);
+    char *cfg = config_write_string(r->cfg);
     h5_write_attr_string(f, "config", cfg);
     free(cfg);
     if (fault_at("crash_ckpt", m->step, r->ci->rank)) { /* test hook: die before the rename */

@@ -151,13 +151,17 @@ static nn_graph *build_graph(run_ctx *r, const model_spec *spec, int batch, dpt_
     return g;
 }
 
-bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) {
+void run_setup_threads(run_ctx *r, const dpt_config *cfg) {
     r->cfg = cfg;
     r->ci = comm_get();
     r->be = backend_cpu();
     r->threads = resolve_threads(cfg, r->ci, r->threads_why, sizeof r->threads_why);
     r->be->set_threads(r->threads);
     r->workers = resolve_workers(cfg, r->threads, r->workers_why, sizeof r->workers_why);
+}
+
+bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) {
+    run_setup_threads(r, cfg);
     if (!run_agree(check_batch(r))) return false;
     r->global_batch = (int)run_batch_for_epoch(r, 0);
     r->local_batch = r->global_batch / r->ci->world;
@@ -362,7 +366,8 @@ void run_banner(const run_ctx *r, const char *what) {
     else
         log_info("  comm       MPI (%s), host buffers; collectives wait forever (comm.timeout_s = 0)",
                  ci->mpi_version);
-    log_info("  model      %s: %lld parameters", r->spec.name, (long long)nn_param_count(r->g));
+    if (strcmp(r->spec.name, "biggan") != 0) /* a GAN prints G and D itself */
+        log_info("  model      %s: %lld parameters", r->spec.name, (long long)nn_param_count(r->g));
     static const char *access[] = {"in memory", "read on demand (pread)", "read on demand (HDF5, chunk cache)"};
     if (r->train.storage == DS_RAW)
         log_info("  data       train %s: %lld x (%d, %d, %d), %d classes, %s", r->train.path, (long long)r->train.n,
@@ -376,7 +381,10 @@ void run_banner(const run_ctx *r, const char *what) {
         snprintf(sizes + strlen(sizes), sizeof sizes - strlen(sizes), "%s%dx%d from epoch %lld", k ? ", " : "",
                  r->phases[k].h, r->phases[k].w, (long long)r->phases[k].epoch);
     log_info("  input      %s; %s; %d loader thread(s) per rank (%s)", sizes,
-             r->aug.rrc ? "random-resized crop" : r->aug.crop_pad ? "padded random crop" : "no crop",
+             r->aug.rrc                              ? "random-resized crop"
+             : augment_resizes(&r->aug, &r->train) ? "whole image resized"
+             : r->aug.crop_pad                       ? "padded random crop"
+                                                     : "no crop",
              r->workers, r->workers_why);
     char phases[256];
     config_phases_text(&r->cfg->train.batch_size, phases, sizeof phases);

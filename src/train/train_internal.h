@@ -57,6 +57,9 @@ typedef struct run_ctx {
  * rank's failure into a clean stop of all of them, with the message printed once. */
 bool run_agree(dpt_status st);
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split);
+/* cfg, comm, back end, compute threads (applied) and loader threads: the first part of
+ * run_setup_common, also used by GAN training. */
+void run_setup_threads(run_ctx *r, const dpt_config *cfg);
 /* The loaders for r->train (when train) and r->test (when open), from the config. */
 void run_make_loaders(run_ctx *r, bool train);
 /* Cores this rank may use (the launcher's binding, else the node's cores / ranks on it). */

@@ -61,8 +61,8 @@ else
     fail "bench loader output:"
     echo "$out" | tail -5
 fi
-# The ImageNet configs parse, validate and drive the loader (on the small JPEG split).
-for cfg in "$SRC"/configs/imagenet-*.ini; do
+# The ImageNet classifier configs parse, validate and drive the loader (on the small JPEG split).
+for cfg in "$SRC"/configs/imagenet-resnet*.ini; do
     out=$(mpi 1 "$DPTRAIN" bench loader "$cfg" --set data.train="$D/train.h5" --set train.batch_size=32 \
         --batches 2 --repeats 1 2>&1)
     if grep -q "^RESULT" <<<"$out"; then pass "$(basename "$cfg") drives the loader"; else
@@ -70,4 +70,14 @@ for cfg in "$SRC"/configs/imagenet-*.ini; do
         echo "$out" | tail -5
     fi
 done
+# BigGAN-128's config trains on a JPEG split (decoded and resized to 128 px): one step at ch 8.
+out=$(mpi 2 "$DPTRAIN" train "$SRC/configs/imagenet-biggan128.ini" --out "$TESTRUNS/biggan128" --set data.train="$D/train.h5" \
+    --set gan.ch=8 --set train.batch_size=4 --set train.max_steps=1 --set gan.fid_weights= --set gan.sample_every=0 \
+    --set train.threads=1 2>&1)
+if grep -q "^done: 1 steps" <<<"$out" && grep -q "resolution 128, ch 8" <<<"$out"; then
+    pass "imagenet-biggan128.ini (ch 8) trains a step on the JPEG split: $(grep -m1 '^  G ' <<<"$out" | sed 's/^ *//')"
+else
+    fail "imagenet-biggan128.ini on the JPEG split:"
+    echo "$out" | tail -5
+fi
 finish

@@ -39,7 +39,7 @@ static inline int64_t cfg_phase_value(const cfg_phases *p, int64_t epoch, int64_
 
 typedef struct dpt_config {
     struct {
-        char name[32];          /* resnet9 | resnet18 | resnet50 */
+        char name[32];          /* resnet9 | resnet18 | resnet50 | biggan (a GAN: the [gan] section) */
         int64_t bn_group;       /* ranks per BatchNorm statistics group: 1 local, 0 all */
         int64_t width;          /* resnet9: channels of the prep layer (x2, x4, x8 after) */
         int64_t in_channels;    /* 0: from the training data */
@@ -123,6 +123,27 @@ typedef struct dpt_config {
         char status[16];   /* onprem | cloud | research | preview */
         char benchmark[32];
     } submission;
+    struct { /* BigGAN training (model.name = biggan) */
+        int64_t resolution;
+        int64_t ch;
+        int64_t dim_z;
+        int64_t shared_dim;
+        bool hier;
+        int64_t attention;
+        double g_lr, d_lr, beta1, beta2, adam_eps;
+        int64_t d_steps;
+        double ortho;
+        double ema_decay;
+        int64_t ema_start;
+        int64_t standing_batches;
+        int64_t sample_every;
+        int64_t fid_every;
+        int64_t fid_samples;
+        int64_t fid_real_samples;
+        char fid_weights[CFG_STR_MAX];
+        char fid_config[CFG_STR_MAX];
+        char fid_name[64];
+    } gan;
     struct {
         double bucket_mb;
         double timeout_s; /* 0: wait forever */
@@ -157,6 +178,8 @@ dpt_status config_set(dpt_config *c, const char *section, const char *key, const
 /* Writes every key, resolved, as an INI file. */
 dpt_status config_write(const dpt_config *c, const char *path);
 void config_write_stream(const dpt_config *c, FILE *f);
+/* The same text in a malloc'ed string (checkpoints store it as an attribute). */
+char *config_write_string(const dpt_config *c);
 /* "512,10:1024" */
 void config_phases_text(const cfg_phases *p, char *buf, size_t size);
 /* Prints the schema: every key, its type, default, range and help. */

@@ -14,6 +14,8 @@ typedef enum rng_purpose {
     RNG_AUGMENT = 3,    /* a = sample index,  b = epoch */
     RNG_SYNTHETIC = 4,  /* a = element index, b = step (benchmarks) */
     RNG_TEST = 5,       /* tests */
+    RNG_GAN_LATENT = 6, /* a = sample * dim_z + element (+ a retry count in bits 48..), b = draw */
+    RNG_GAN_LABEL = 7,  /* a = sample, b = draw */
 } rng_purpose;
 
 DPT_HD static inline uint32_t rng_mulhilo(uint32_t a, uint32_t b, uint32_t *hi) {

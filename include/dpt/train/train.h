@@ -8,6 +8,10 @@
 /* resume: NULL (a fresh run; refused when out_dir holds checkpoints), "auto" (the newest valid
  * checkpoint in out_dir/checkpoints, or a fresh run when there is none) or a checkpoint file. */
 int train_classifier(const dpt_config *cfg, const char *out_dir, const char *resume);
+/* A BigGAN (model.name = biggan, the [gan] section): resume as train_classifier's. */
+int train_gan(const dpt_config *cfg, const char *out_dir, const char *resume);
+/* dptrain sample's options after CONFIG (--checkpoint, -o, --classes, --truncation, ...); rank 0 works. */
+int sample_gan(const dpt_config *cfg, int argc, char **argv);
 /* weights_path: a weight file or a checkpoint (both hold params/ and buffers/). */
 int eval_classifier(const dpt_config *cfg, const char *weights_path);
 /* Loader throughput on the config's training split: `batches` timed batches after a warm-up,
