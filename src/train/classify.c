@@ -12,36 +12,6 @@
 #include "dpt/train/train.h"
 #include "train_internal.h"
 
-/* Backward hook: the gradients of the node's parameters are final; hand them to the bucketed
- * allreduce (in decreasing parameter order, the order backward produces them). */
-static void on_node_backward(void *ctx, int node) {
-    run_ctx *r = ctx;
-    int start = r->node_param_start[node], count = r->node_param_count[node];
-    for (int k = count - 1; k >= 0; k--) comm_grad_ready(r->sync, start + k);
-    comm_grad_progress(r->sync);
-}
-
-static void setup_grad_sync(run_ctx *r) {
-    nn_graph *g = r->g;
-    r->node_param_start = dpt_xcalloc((size_t)g->nnodes, sizeof(int));
-    r->node_param_count = dpt_xcalloc((size_t)g->nnodes, sizeof(int));
-    for (int i = g->nparams - 1; i >= 0; i--) {
-        r->node_param_start[g->params[i].node] = i;
-        r->node_param_count[g->params[i].node]++;
-    }
-    if (r->ci->world == 1) return; /* nothing to reduce */
-    size_t *off = dpt_xmalloc((size_t)g->nparams * sizeof(size_t));
-    int64_t *numel = dpt_xmalloc((size_t)g->nparams * sizeof(int64_t));
-    for (int i = 0; i < g->nparams; i++) {
-        off[i] = g->params[i].offset;
-        numel[i] = g->params[i].numel;
-    }
-    size_t bucket_bytes = (size_t)(r->cfg->comm.bucket_mb * 1024.0 * 1024.0);
-    r->sync = comm_grad_sync_create((float *)g->grad_arena.base, off, numel, g->nparams, bucket_bytes);
-    free(off);
-    free(numel);
-}
-
 /* Averages BatchNorm running statistics over ranks (each rank saw its own batches), so that
  * evaluation and saved weights do not depend on the rank. */
 static void sync_buffers(run_ctx *r) {
@@ -267,7 +237,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     plan_steps(r, &end_epochs);
     schedule_init(&r->sched, cfg, end_epochs);
     optimizer_init(&r->opt, g, cfg);
-    setup_grad_sync(r);
+    grad_sync_init(&r->gsync, g, world, cfg->comm.bucket_mb);
 
     loop_state ls;
     int64_t start_epoch, start_step;
@@ -292,8 +262,8 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         return 0;
     }
     run_banner(r, "train");
-    if (r->sync)
-        log_info("  allreduce  %d bucket(s) of <= %.3g MB, started during backward", comm_grad_num_buckets(r->sync),
+    if (r->gsync.sync)
+        log_info("  allreduce  %d bucket(s) of <= %.3g MB, started during backward", comm_grad_num_buckets(r->gsync.sync),
                  cfg->comm.bucket_mb);
     if (r->opt.kind == OPT_LARS)
         log_info("  optimizer  LARS, trust coefficient %.3g, momentum %.3g, weight decay %.3g%s", cfg->optim.lars_trust,
@@ -344,11 +314,8 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         const int old_h = r->spec.height;
         if (run_reshape(r, batch, ph->h, ph->w)) { /* a phase change: a new graph, same weights */
             g = r->g;
-            comm_grad_sync_destroy(r->sync);
-            r->sync = NULL;
-            free(r->node_param_start);
-            free(r->node_param_count);
-            setup_grad_sync(r);
+            grad_sync_free(&r->gsync);
+            grad_sync_init(&r->gsync, g, r->ci->world, cfg->comm.bucket_mb);
             if (ph->h != old_h) log_info("epoch %lld: input size %dx%d", (long long)epoch + 1, ph->h, ph->w);
             if (batch != old_batch)
                 log_info("epoch %lld: global batch %d (%d per rank), peak lr %.4g", (long long)epoch + 1, batch,
@@ -388,12 +355,12 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
                 nn_forward(g, b->x + (int64_t)k * r->micro_batch * sample, true);
                 step_loss += nn_loss(g, b->y + (int64_t)k * r->micro_batch, smoothing, grad_scale, r->micro_batch);
                 const double tb = timer_now();
-                if (last_micro && r->sync) comm_grad_begin(r->sync);
-                nn_backward(g, k > 0, last_micro && r->sync ? on_node_backward : NULL, r);
+                if (last_micro && r->gsync.sync) comm_grad_begin(r->gsync.sync);
+                nn_backward(g, k > 0, last_micro && r->gsync.sync ? grad_sync_hook : NULL, &r->gsync);
                 fwd += tb - ta;
                 bwd += timer_now() - tb;
             }
-            double exposed = r->sync ? comm_grad_wait(r->sync) : 0.0;
+            double exposed = r->gsync.sync ? comm_grad_wait(r->gsync.sync) : 0.0;
             double t4 = timer_now();
             step_verdict v = agree_step(r, step_no, step_loss);
             double t4b = timer_now();
@@ -429,7 +396,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             t_fwd += fwd;
             t_bwd += bwd;
             if (timeline) {
-                comm_grad_times ct = r->sync ? comm_grad_last_times(r->sync) : (comm_grad_times){0};
+                comm_grad_times ct = r->gsync.sync ? comm_grad_last_times(r->gsync.sync) : (comm_grad_times){0};
                 t_in_flight += ct.in_flight;
                 fprintf(timeline, "%lld\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", (long long)step_no,
                         1e3 * (t1 - t0), 1e3 * fwd, 1e3 * bwd, 1e3 * ct.polling, 1e3 * ct.in_flight, 1e3 * exposed,
@@ -542,7 +509,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     if (ls.skipped) log_info("skipped steps (non-finite loss or gradient): %lld", (long long)ls.skipped);
     if (cfg->train.profile) {
         nn_graph_profile_report(g, log_info);
-        if (timeline && r->sync && timed > 0)
+        if (timeline && r->gsync.sync && timed > 0)
             log_info("timeline: %s/timeline.tsv; per step: allreduce in flight %.2f ms, exposed %.2f ms (%.0f%% hidden "
                      "behind backward)",
                      out_dir, per * t_in_flight, per * t_comm,

@@ -2,7 +2,8 @@
  * train_fns.GAN_training_function run it). One training step: gan.d_steps D steps, each on this
  * rank's slice of a real global batch and of a fresh batch of G(z, y) with its own z and
  * uniform labels; then one G step on fresh z. Hinge losses, Adam, gradients summed across ranks
- * (scaled by 1 / global batch: the mean), cross-replica BatchNorm in G (model.bn_group), one
+ * (scaled by 1 / global batch: the mean) by the bucketed allreduce that overlaps the backward
+ * that completes them (D's fake half, G's backward), cross-replica BatchNorm in G (model.bn_group), one
  * power iteration of every spectral norm per D and G forward as BigGAN-PyTorch does (the second
  * D forward of a D step reuses the first's u and v: its one forward of the concatenated batch),
  * BigGAN's off-diagonal orthogonal regularisation of G, an EMA of G's weights. Samples and
@@ -29,6 +30,8 @@ typedef struct gan_run {
     gan_spec spec;
     gan_io gi, di, ei;
     gan_state s;
+    grad_sync dsync, gsync; /* the overlapped gradient allreduce of D and of G */
+    double exposed;         /* seconds waited for it after backward, this log interval */
     int per, global;
     int64_t spe; /* real global batches per epoch */
     bool loader_running;
@@ -103,6 +106,8 @@ static bool build_models(gan_run *G) {
     G->s.vg = dpt_xcalloc(1, DPT_MAX(G->s.G->grad_arena.size, (size_t)4));
     G->s.md = dpt_xcalloc(1, DPT_MAX(G->s.D->grad_arena.size, (size_t)4));
     G->s.vd = dpt_xcalloc(1, DPT_MAX(G->s.D->grad_arena.size, (size_t)4));
+    grad_sync_init(&G->dsync, G->s.D, r->ci->world, r->cfg->comm.bucket_mb);
+    grad_sync_init(&G->gsync, G->s.G, r->ci->world, r->cfg->comm.bucket_mb);
     G->z = dpt_xmalloc((size_t)G->per * (size_t)G->spec.dim_z * sizeof(float));
     G->y = dpt_xmalloc((size_t)G->per * sizeof(int32_t));
     r->g = G->s.G;
@@ -176,9 +181,11 @@ static void d_step(gan_run *G, uint64_t draw, int64_t t, double *loss_real, doub
     nn_set_input(D, G->di.labels, G->y);
     nn_forward(D, fake, true);
     *loss_fake += hinge(D, -1.0f, G->global);
-    nn_backward(D, true, NULL, NULL);
+    /* The second backward completes D's gradients: its hook starts their allreduce. */
+    if (G->dsync.sync) comm_grad_begin(G->dsync.sync);
+    nn_backward(D, true, G->dsync.sync ? grad_sync_hook : NULL, &G->dsync);
+    if (G->dsync.sync) G->exposed += comm_grad_wait(G->dsync.sync);
     nn_graph_set_sn(D, 1, eps);
-    comm_allreduce_sum_f32(fl(&D->grad_arena), nfloats(&D->grad_arena));
     adam(G, D, G->s.md, G->s.vd, (float)G->r.cfg->gan.d_lr, t);
 }
 
@@ -212,8 +219,9 @@ static double g_step(gan_run *G, uint64_t draw, int64_t t) {
     nn_backward(D, false, NULL, NULL);
     const dpt_tensor *dx = nn_value_grad(D, G->di.x);
     memcpy(nn_output_grad(Gg)->data, dx->data, tensor_bytes(dx));
-    nn_backward(Gg, false, NULL, NULL);
-    comm_allreduce_sum_f32(fl(&Gg->grad_arena), nfloats(&Gg->grad_arena));
+    if (G->gsync.sync) comm_grad_begin(G->gsync.sync);
+    nn_backward(Gg, false, G->gsync.sync ? grad_sync_hook : NULL, &G->gsync);
+    if (G->gsync.sync) G->exposed += comm_grad_wait(G->gsync.sync);
     ortho(G);
     adam(G, Gg, G->s.mg, G->s.vg, (float)G->r.cfg->gan.g_lr, t);
     return loss;
@@ -431,6 +439,9 @@ static void banner(const gan_run *G) {
              (long long)cfg->gan.d_steps, cfg->gan.g_lr, cfg->gan.d_lr, cfg->gan.beta1, cfg->gan.beta2,
              cfg->gan.adam_eps, cfg->gan.ortho, cfg->gan.ema_decay, (long long)cfg->gan.ema_start,
              (long long)cfg->train.max_steps);
+    if (G->dsync.sync)
+        log_info("  allreduce  D %d, G %d bucket(s) of <= %.3g MB, started during the backward that completes them",
+                 comm_grad_num_buckets(G->dsync.sync), comm_grad_num_buckets(G->gsync.sync), cfg->comm.bucket_mb);
     log_info("  run dir    %s (samples/, checkpoints/, metrics.jsonl)", r->out_dir);
 }
 
@@ -438,6 +449,8 @@ static void teardown(gan_run *G) {
     run_ctx *r = &G->r;
     r->g = NULL; /* G is freed below */
     run_teardown(r);
+    grad_sync_free(&G->dsync);
+    grad_sync_free(&G->gsync);
     nn_graph_destroy(G->s.G);
     nn_graph_destroy(G->s.D);
     nn_graph_destroy(G->s.E);
@@ -562,14 +575,15 @@ int train_gan(const dpt_config *cfg, const char *out_dir, const char *resume) {
             const double dr = all[0] / (n * d_steps), df = all[1] / (n * d_steps), gl = all[2] / n;
             const double now = timer_now();
             G->m.elapsed_s = now - t_run0;
-            log_info("step %lld/%lld  D loss real %.4f fake %.4f  G loss %.4f  %.2f s/step  elapsed %.0f s",
-                     (long long)step, (long long)total, dr, df, gl, (now - interval_t0) / (double)interval,
-                     G->m.elapsed_s);
+            log_info("step %lld/%lld  D loss real %.4f fake %.4f  G loss %.4f  %.2f s/step (exposed comm %.1f ms)  "
+                     "elapsed %.0f s", (long long)step, (long long)total, dr, df, gl,
+                     (now - interval_t0) / (double)interval, 1e3 * G->exposed / (double)interval, G->m.elapsed_s);
             if (G->metrics_file) {
                 fprintf(G->metrics_file,
                         "{\"type\": \"train\", \"step\": %lld, \"d_loss_real\": %.6f, \"d_loss_fake\": %.6f, "
-                        "\"g_loss\": %.6f, \"step_s\": %.4f, \"elapsed_s\": %.3f}\n",
-                        (long long)step, dr, df, gl, (now - interval_t0) / (double)interval, G->m.elapsed_s);
+                        "\"g_loss\": %.6f, \"step_s\": %.4f, \"comm_exposed_ms\": %.3f, \"elapsed_s\": %.3f}\n",
+                        (long long)step, dr, df, gl, (now - interval_t0) / (double)interval,
+                        1e3 * G->exposed / (double)interval, G->m.elapsed_s);
                 fflush(G->metrics_file);
             }
             if (!isfinite(dr) || !isfinite(df) || !isfinite(gl)) {
@@ -579,6 +593,7 @@ int train_gan(const dpt_config *cfg, const char *out_dir, const char *resume) {
                 break;
             }
             sums[0] = sums[1] = sums[2] = 0;
+            G->exposed = 0;
             interval = 0;
             interval_t0 = now;
         }

@@ -290,14 +290,12 @@ bool run_reshape(run_ctx *r, int global_batch, int h, int w) {
 void run_teardown(run_ctx *r) {
     loader_destroy(r->train_loader);
     loader_destroy(r->eval_loader);
-    comm_grad_sync_destroy(r->sync);
+    grad_sync_free(&r->gsync);
     optimizer_free(&r->opt);
     nn_graph_destroy(r->g);
     comm_group_destroy(r->bn_comm);
     dataset_close(&r->train);
     dataset_close(&r->test);
-    free(r->node_param_start);
-    free(r->node_param_count);
     memset(r, 0, sizeof *r);
 }
 

@@ -21,6 +21,17 @@ typedef struct size_phase {
     int h, w;
 } size_phase;
 
+/* The overlapped, bucketed gradient allreduce of a graph (gradsync.c): nn_backward(g, ...,
+ * grad_sync_hook, &s) between comm_grad_begin(s.sync) and comm_grad_wait(s.sync) sums g's
+ * gradients across ranks while backward runs. s.sync is NULL on one rank. */
+typedef struct grad_sync {
+    comm_grad_sync *sync;
+    int *node_param_start, *node_param_count; /* params registered by each node */
+} grad_sync;
+void grad_sync_init(grad_sync *s, const nn_graph *g, int world, double bucket_mb);
+void grad_sync_free(grad_sync *s);
+void grad_sync_hook(void *ctx, int node);
+
 typedef struct run_ctx {
     const dpt_config *cfg;
     const comm_info *ci;
@@ -42,8 +53,7 @@ typedef struct run_ctx {
     size_phase phases[MAX_SIZE_PHASES]; /* data.image_size */
     int nphases;
     /* training only */
-    comm_grad_sync *sync;
-    int *node_param_start, *node_param_count; /* params registered by each node */
+    grad_sync gsync;
     dpt_optimizer opt;
     dpt_schedule sched;
     int64_t warmup_steps;
