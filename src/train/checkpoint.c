@@ -107,7 +107,7 @@ static void rotate(const run_ctx *r, int64_t keep) {
     free(steps);
 }
 
-static void remove_temporaries(const run_ctx *r) {
+void ckpt_remove_temporaries(const run_ctx *r) {
     char dir[1200];
     ckpt_dir(r, dir, sizeof dir);
     DIR *d = opendir(dir);
@@ -405,7 +405,7 @@ int ckpt_resume(run_ctx *r, const char *spec, ckpt_meta *m, char *used, size_t u
     memset(&d, 0, sizeof d);
     int64_t head[2] = {DPT_OK, 0}; /* status, found */
     if (r->ci->rank == 0) {
-        remove_temporaries(r);
+        ckpt_remove_temporaries(r);
         int64_t *steps = NULL;
         int n = 0;
         if (is_auto) {

@@ -393,29 +393,54 @@ static dpt_status save_step(gan_run *G, char *path, size_t size) {
 }
 
 /* --resume: "auto" (the newest step checkpoint, none: a fresh start) or a file. Every rank reads it. */
+static dpt_status check_meta(const gan_run *G, const char *path) {
+    const dpt_config *cfg = G->r.cfg;
+    if (G->m.seed != cfg->train.seed)
+        return dpt_error(DPT_ERR_FORMAT, "%s: written with train.seed = %lld, this run has %lld", path,
+                         (long long)G->m.seed, (long long)cfg->train.seed);
+    if (G->m.global_batch != G->global)
+        return dpt_error(DPT_ERR_FORMAT, "%s: written at global batch %lld, this run has train.batch_size = %d", path,
+                         (long long)G->m.global_batch, G->global);
+    return DPT_OK;
+}
+
+/* --resume: "auto" (the newest step checkpoint that reads back whole, falling back past damaged
+ * ones with a warning, as classifier runs do; none: a fresh start) or a file. Every rank reads it. */
 static bool resume_from(gan_run *G, const char *resume) {
     run_ctx *r = &G->r;
     char path[1300];
-    if (!strcmp(resume, "auto")) {
-        int64_t *steps;
-        const int n = ckpt_list(r, &steps);
+    int64_t *steps = NULL;
+    int n = 1;
+    const bool is_auto = !strcmp(resume, "auto");
+    if (is_auto) {
+        if (r->ci->rank == 0) ckpt_remove_temporaries(r);
+        comm_barrier();
+        n = ckpt_list(r, &steps);
         if (n == 0) {
             free(steps);
             log_info("resume: no checkpoint in %s/checkpoints, starting from step 0", r->out_dir);
             return true;
         }
-        ckpt_step_path(r, steps[0], path, sizeof path);
-        free(steps);
-    } else {
-        snprintf(path, sizeof path, "%s", resume);
     }
-    dpt_status st = gan_ckpt_load(&G->s, &G->m, path, false);
-    if (st == DPT_OK && G->m.seed != r->cfg->train.seed)
-        st = dpt_error(DPT_ERR_FORMAT, "%s: written with train.seed = %lld, this run has %lld", path,
-                       (long long)G->m.seed, (long long)r->cfg->train.seed);
-    if (st == DPT_OK && G->m.global_batch != G->global)
-        st = dpt_error(DPT_ERR_FORMAT, "%s: written at global batch %lld, this run has train.batch_size = %d", path,
-                       (long long)G->m.global_batch, G->global);
+    dpt_status st = DPT_OK;
+    for (int i = 0; i < n; i++) {
+        if (is_auto) ckpt_step_path(r, steps[i], path, sizeof path);
+        else snprintf(path, sizeof path, "%s", resume);
+        st = gan_ckpt_load(&G->s, &G->m, path, false);
+        if (st == DPT_OK) st = check_meta(G, path);
+        /* The worst status over the ranks (they read the same file). */
+        int64_t worst = -(int64_t)st;
+        comm_allreduce_min_i64(&worst, 1);
+        if (worst == 0) break;
+        if (!is_auto || -worst != DPT_ERR_IO || i + 1 == n) {
+            if (st == DPT_OK) st = dpt_error((dpt_status)-worst, "%s: unreadable on another rank", path);
+            break;
+        }
+        if (r->ci->rank == 0)
+            log_warn("%s; falling back to the previous checkpoint", st != DPT_OK ? dpt_error_message() : path);
+        st = DPT_OK;
+    }
+    free(steps);
     if (!run_agree(st)) return false;
     log_info("resumed from %s: step %lld, %lld real batches used, %.1f s of training so far", path,
              (long long)G->m.step, (long long)G->m.d_batches, G->m.elapsed_s);

@@ -144,6 +144,9 @@ void ckpt_dir(const run_ctx *r, char *buf, size_t size);
 void ckpt_step_path(const run_ctx *r, int64_t step, char *buf, size_t size);
 /* The steps of the step checkpoints on disk, newest first (any rank; *steps malloc'ed). */
 int ckpt_list(const run_ctx *r, int64_t **steps);
+/* Deletes the temporary files a writer killed before its rename left in the checkpoint directory
+ * (rank 0). */
+void ckpt_remove_temporaries(const run_ctx *r);
 /* Rank 0 gathers every rank's buffers and writes the file atomically. The status is rank 0's,
  * on every rank (its message on rank 0). */
 dpt_status ckpt_save(run_ctx *r, const ckpt_meta *m, const char *path);

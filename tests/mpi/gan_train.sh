@@ -5,7 +5,8 @@
 #  - 2 ranks equal 1 rank for a few training steps (same global batch, the same latents drawn by
 #    global sample index, cross-replica BatchNorm in G), up to summation order;
 #  - exact resume: a SIGTERM at step 7 checkpoints and stops; --resume auto finishes the run
-#    with G, D, G_ema and both Adam states equal bit for bit to the uninterrupted run's;
+#    with G, D, G_ema and both Adam states equal bit for bit to the uninterrupted run's; with the
+#    newest checkpoint truncated, --resume auto falls back to the one before and ends equal too;
 #  - dptrain sample: the grid of the chosen classes with truncation, the interpolation sheet
 #    (--per-class columns),
 #    and its errors (class out of range, missing file, a classifier checkpoint);
@@ -113,6 +114,25 @@ for grp in G/params G/buffers D/params D/buffers G_ema/params G_ema/buffers opti
 done
 expect_once "a fresh run over old checkpoints" "--resume auto" \
     mpi 2 "$DPTRAIN" train "$CFG" --out "$D/part" "${res[@]}"
+# A truncated newest checkpoint: --resume auto falls back to step 10 with a warning and redoes
+# steps 11 and 12 exactly.
+truncate -s 2000 "$D/part/checkpoints/step_00000012.h5"
+out=$(mpi 2 "$DPTRAIN" train "$CFG" --out "$D/part" "${res[@]}" --resume auto 2>&1) ||
+    fail "resume past a truncated checkpoint: $(echo "$out" | tail -5)"
+if grep -q "step_00000012.h5.*falling back to the previous checkpoint" <<<"$out" &&
+    grep -q "resumed from .*step_00000010.h5: step 10" <<<"$out"; then
+    pass "a truncated newest checkpoint: $(grep -m1 -o 'falling back.*' <<<"$out"), resumed at step 10"
+else
+    fail "no fallback past the truncated checkpoint: $(grep -E 'warning|error|resumed' <<<"$out")"
+fi
+for grp in G/params D/params G_ema/params optimizer/D/v; do
+    if r=$("$H5COMPARE" "$D/part/checkpoints/step_00000012.h5" "$D/full/checkpoints/step_00000012.h5" --exact \
+        --group "$grp"); then
+        pass "after the fallback, resumed = uninterrupted, $grp"
+    else
+        fail "after the fallback, $grp differs: $r"
+    fi
+done
 
 # 4. dptrain sample.
 CK="$D/full/checkpoints/step_00000012.h5"
