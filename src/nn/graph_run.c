@@ -273,7 +273,8 @@ static void backward_gan(nn_graph *g, nn_node *nd, const dpt_tensor *dout, bool 
     }
 }
 
-void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void *ctx) {
+/* weights false: convolutions and linear layers skip their weight and bias gradients. */
+static void backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void *ctx, bool weights) {
     const dpt_backend *be = g->be;
     for (int i = g->nnodes - 1; i >= 0; i--) {
         nn_node *nd = &g->nodes[i];
@@ -289,9 +290,10 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
         switch (nd->kind) {
         case NN_INPUT: break;
         case NN_CONV:
-            be->conv2d_backward(nd->op, grad(g, x), acc0, sn_dweight(g, nd, param_accumulate), pgrad(g, nd, 1),
-                                param_accumulate, dout, val(g, x), nd->sn.on ? val(g, nd->sn.w_sn) : pval(g, nd, 0));
-            sn_backward(g, nd, param_accumulate);
+            be->conv2d_backward(nd->op, grad(g, x), acc0, weights ? sn_dweight(g, nd, param_accumulate) : NULL,
+                                pgrad(g, nd, 1), param_accumulate, dout, val(g, x),
+                                nd->sn.on ? val(g, nd->sn.w_sn) : pval(g, nd, 0));
+            if (weights) sn_backward(g, nd, param_accumulate);
             break;
         case NN_BATCHNORM: {
             /* The back end needs somewhere to write even when no gradient flows further. */
@@ -315,9 +317,10 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
                 dx2 = flat(grad(g, x));
                 dxp = &dx2;
             }
-            be->linear_backward(nd->op, dxp, acc0, sn_dweight(g, nd, param_accumulate), pgrad(g, nd, 1),
-                                param_accumulate, &dy2, &x2, nd->sn.on ? val(g, nd->sn.w_sn) : pval(g, nd, 0));
-            sn_backward(g, nd, param_accumulate);
+            be->linear_backward(nd->op, dxp, acc0, weights ? sn_dweight(g, nd, param_accumulate) : NULL,
+                                pgrad(g, nd, 1), param_accumulate, &dy2, &x2,
+                                nd->sn.on ? val(g, nd->sn.w_sn) : pval(g, nd, 0));
+            if (weights) sn_backward(g, nd, param_accumulate);
             break;
         }
         case NN_ADD:
@@ -333,3 +336,9 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
         if (hook) hook(ctx, i);
     }
 }
+
+void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void *ctx) {
+    backward(g, param_accumulate, hook, ctx, true);
+}
+
+void nn_backward_inputs(nn_graph *g) { backward(g, false, NULL, NULL, false); }

@@ -216,7 +216,7 @@ static double g_step(gan_run *G, uint64_t draw, int64_t t) {
     nn_set_input(D, G->di.labels, G->y);
     nn_forward(D, fake, true);
     const double loss = hinge(D, 0.0f, G->global);
-    nn_backward(D, false, NULL, NULL);
+    nn_backward_inputs(D); /* D's weight gradients are not needed here */
     const dpt_tensor *dx = nn_value_grad(D, G->di.x);
     memcpy(nn_output_grad(Gg)->data, dx->data, tensor_bytes(dx));
     if (G->gsync.sync) comm_grad_begin(G->gsync.sync);

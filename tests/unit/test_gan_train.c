@@ -5,7 +5,9 @@
  *  - standing statistics: every BatchNorm's running mean becomes the average over the forwards of
  *    the batch means the forwards themselves computed (read from the node's saved statistics),
  *    and the SN vectors are left as the forwards made them;
- *  - generation in batches: n samples in batches of 3 equal the same samples one batch at a time. */
+ *  - generation in batches: n samples in batches of 3 equal the same samples one batch at a time;
+ *  - nn_backward_inputs (the G step's pass through D): the input gradient of a full backward, no
+ *    convolution or linear weight gradient written. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,12 +139,58 @@ static void test_generate_batches(void) {
     nn_graph_destroy(G1);
 }
 
+/* nn_backward_inputs: D's input gradient equals a full backward's bit for bit, and convolution
+ * and linear weight gradients are not written. */
+static void test_backward_inputs(void) {
+    enum { B = 4 };
+    gan_io io;
+    dpt_status st;
+    nn_graph *D = gan_build(&SPEC, false, B, NULL, 3, &io, &st);
+    TU_CHECK(D && st == DPT_OK, "build D: %s", dpt_error_message());
+    const int64_t px = 32 * 32, nx = B * px;
+    float *x = malloc((size_t)nx * sizeof(float)), *full = malloc((size_t)nx * sizeof(float));
+    tu_fill_uniform(x, nx, -1.0f, 1.0f, 4);
+    int32_t y[B] = {0, 3, 9, 3};
+    nn_set_input(D, io.labels, y);
+    nn_graph_set_sn(D, 0, 1e-12f);
+    float *dout = nn_output_grad(D)->data;
+    for (int i = 0; i < B; i++) dout[i] = 0.25f * (float)(i + 1);
+    nn_forward(D, x, true);
+    nn_backward(D, false, NULL, NULL);
+    memcpy(full, nn_value_grad(D, io.x)->data, (size_t)nx * sizeof(float));
+    const int64_t ng = (int64_t)(D->grad_arena.size / sizeof(float));
+    float *g = (float *)D->grad_arena.base;
+    for (int64_t i = 0; i < ng; i++) g[i] = 12345.0f;
+    nn_forward(D, x, true);
+    for (int i = 0; i < B; i++) dout[i] = 0.25f * (float)(i + 1);
+    nn_backward_inputs(D);
+    TU_CHECK(!memcmp(full, nn_value_grad(D, io.x)->data, (size_t)nx * sizeof(float)),
+             "the input gradient differs from a full backward's");
+    int weights = 0, untouched = 0;
+    for (int i = 0; i < D->nparams; i++) {
+        const nn_param *p = &D->params[i];
+        const nn_node *nd = &D->nodes[p->node];
+        if (nd->kind != NN_CONV && nd->kind != NN_LINEAR) continue;
+        weights++;
+        const float *d = (const float *)p->grad.data;
+        bool same = true;
+        for (int64_t k = 0; k < p->numel; k++) same &= d[k] == 12345.0f;
+        untouched += same;
+    }
+    TU_CHECK(weights > 10 && untouched == weights, "%d of %d convolution/linear gradients written", weights - untouched,
+             weights);
+    free(x);
+    free(full);
+    nn_graph_destroy(D);
+}
+
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
     backend_cpu()->set_threads(1);
     test_draw();
     test_standing_stats();
     test_generate_batches();
+    test_backward_inputs();
     int rc = tu_finish("test_gan_train");
     comm_finalize();
     return rc;

@@ -85,7 +85,8 @@ typedef struct dpt_backend {
     be_op *(*conv2d_create)(const be_conv_desc *d, dpt_layout layout);
     void (*conv2d_forward)(be_op *op, dpt_tensor *out, const dpt_tensor *in, const dpt_tensor *weight,
                            const dpt_tensor *bias);
-    /* din may be NULL (first layer). dbias may be NULL. */
+    /* din may be NULL (first layer). dbias may be NULL. dweight NULL: din only (no weight or bias
+     * gradient), as for linear_backward. */
     void (*conv2d_backward)(be_op *op, dpt_tensor *din, bool accumulate, dpt_tensor *dweight,
                             dpt_tensor *dbias, bool param_accumulate, const dpt_tensor *dout,
                             const dpt_tensor *in, const dpt_tensor *weight);

@@ -242,6 +242,10 @@ double nn_loss(nn_graph *g, const int32_t *labels, float smoothing, float grad_s
  * nn_param.node equals it are final from then on. */
 typedef void (*nn_backward_hook)(void *ctx, int node);
 void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void *ctx);
+/* Backward for the gradients of values (an nn_input_requires_grad input: a GAN's G step through
+ * D) without the weight and bias gradients of convolutions and linear layers, the bulk of the
+ * parameter gradients; the gradient arena is left partly stale (others are overwritten). */
+void nn_backward_inputs(nn_graph *g);
 /* Top-1 and top-5 hits among the first n samples of the last forward. */
 void nn_accuracy(nn_graph *g, const int32_t *labels, int n, int64_t *top1, int64_t *top5);
 

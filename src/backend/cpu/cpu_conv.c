@@ -147,6 +147,7 @@ static void conv_backward(be_op *op, dpt_tensor *din, bool accumulate, dpt_tenso
         cpu_exec(o->bwd_data.prim, 3, args);
         if (accumulate) cpu_copy_or_add(din->data, target, (int64_t)d->n * d->c * d->h * d->w, true);
     }
+    if (!dweight) return; /* the input's gradient only */
     int64_t wn = (int64_t)d->k * d->c * d->r * d->s;
     /* Where the primitive writes: straight into dweight when layouts match and we overwrite. */
     void *diff_wei = o->bw_wei_buf ? o->bw_wei_buf : (param_accumulate ? (void *)o->bw_wei_plain : dweight->data);

@@ -38,6 +38,7 @@ static void linear_backward(be_op *op, dpt_tensor *din, bool accumulate, dpt_ten
     if (din)  /* dx (N, IN) = dy (N, OUT) W (OUT, IN) */
         DNNL_CHECK(dnnl_sgemm('N', 'N', d->n, d->in, d->out, 1.0f, dout->data, d->out, weight->data, d->in,
                               accumulate ? 1.0f : 0.0f, din->data, d->in));
+    if (!dweight) return; /* the input's gradient only */
     /* dW (OUT, IN) = dy^T (OUT, N) x (N, IN) */
     DNNL_CHECK(dnnl_sgemm('T', 'N', d->out, d->in, d->n, 1.0f, dout->data, d->out, in->data, d->in,
                           param_accumulate ? 1.0f : 0.0f, dweight->data, d->in));
