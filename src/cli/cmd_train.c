@@ -56,7 +56,9 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
             return dpt_error(DPT_ERR_ARG, "%s: unexpected argument '%s'", cmd, s);
         }
     }
-    if (!a->config) return dpt_error(DPT_ERR_ARG, "%s: missing CONFIG file (e.g. configs/fashion-resnet9.ini)", cmd);
+    if (!a->config)
+        return dpt_error(DPT_ERR_ARG, "%s: missing CONFIG file (e.g. configs/%s.ini)", cmd,
+                         !strcmp(cmd, "sample") ? "fashion-gan32" : "fashion-resnet9");
     if (!strcmp(cmd, "train") && !a->out) return dpt_error(DPT_ERR_ARG, "train: missing --out DIR (the run directory)");
     if (!strcmp(cmd, "eval") && !a->weights)
         return dpt_error(DPT_ERR_ARG, "eval: missing --weights FILE or --checkpoint FILE");
