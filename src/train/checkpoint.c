@@ -96,7 +96,7 @@ int ckpt_list(const run_ctx *r, int64_t **steps) {
 }
 
 /* Deletes all but the newest `keep` step checkpoints, and temporary files a killed writer left. */
-static void rotate(const run_ctx *r, int64_t keep) {
+void ckpt_rotate(const run_ctx *r, int64_t keep) {
     int64_t *steps;
     int n = ckpt_list(r, &steps);
     for (int i = (int)keep; i < n; i++) {
@@ -105,6 +105,18 @@ static void rotate(const run_ctx *r, int64_t keep) {
         if (unlink(path) != 0) log_warn("cannot delete old checkpoint %s: %s", path, strerror(errno));
     }
     free(steps);
+}
+
+dpt_status ckpt_check_fresh(const run_ctx *r) {
+    if (r->ci->rank != 0) return DPT_OK;
+    int64_t *steps;
+    int n = ckpt_list(r, &steps);
+    int64_t newest = n ? steps[0] : 0;
+    free(steps);
+    if (n == 0) return DPT_OK;
+    return dpt_error(DPT_ERR_ARG, "%s/checkpoints holds %d checkpoint(s) of an earlier run (newest: step %lld): "
+                                  "pass --resume auto to go on with it, or choose another --out",
+                     r->out_dir, n, (long long)newest);
 }
 
 void ckpt_remove_temporaries(const run_ctx *r) {
@@ -226,7 +238,7 @@ dpt_status ckpt_save(run_ctx *r, const ckpt_meta *m, const char *path) {
 dpt_status ckpt_save_step(run_ctx *r, const ckpt_meta *m, char *path, size_t size) {
     ckpt_step_path(r, m->step, path, size);
     dpt_status st = ckpt_save(r, m, path);
-    if (st == DPT_OK && r->ci->rank == 0) rotate(r, r->cfg->train.keep_checkpoints);
+    if (st == DPT_OK && r->ci->rank == 0) ckpt_rotate(r, r->cfg->train.keep_checkpoints);
     return st;
 }
 

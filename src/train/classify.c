@@ -112,19 +112,6 @@ static ckpt_meta make_meta(const run_ctx *r, const loop_state *ls, int64_t epoch
     return m;
 }
 
-/* A fresh run must not mix its checkpoints with an earlier run's (rotation would delete them). */
-static dpt_status check_no_checkpoints(const run_ctx *r) {
-    if (r->ci->rank != 0) return DPT_OK;
-    int64_t *steps;
-    int n = ckpt_list(r, &steps);
-    int64_t newest = n ? steps[0] : 0;
-    free(steps);
-    if (n == 0) return DPT_OK;
-    return dpt_error(DPT_ERR_ARG, "%s/checkpoints holds %d checkpoint(s) of an earlier run (newest: step %lld): "
-                                  "pass --resume auto to go on with it, or choose another --out",
-                     r->out_dir, n, (long long)newest);
-}
-
 /* The per-step agreement, one small allreduce after the gradients': the step number (a rank that
  * missed a collective is named instead of corrupting the sums), the lowest rank with a
  * non-finite loss, whether the summed gradient is finite, and a pending stop signal. */
@@ -219,7 +206,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     if (!run_agree(fs_mkdirs(out_dir))) return 1;
     if (!run_agree(log_open_files(out_dir))) return 1;
     /* Before any file of the run directory is rewritten. */
-    if (!resume && !run_agree(check_no_checkpoints(r))) return 1;
+    if (!resume && !run_agree(ckpt_check_fresh(r))) return 1;
     /* MLPerf's init interval starts before any set-up. */
     if (!run_agree(runlog_open(r, resume != NULL))) {
         runlog_close(r);

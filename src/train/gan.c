@@ -37,6 +37,7 @@ typedef struct gan_run {
     bool loader_running;
     float *z;
     int32_t *y;
+    float *ortho_work; /* rows x rows of G's largest matrix */
     featnet fn;
     bool metrics;
     double *mu_real, *sig_real;
@@ -110,6 +111,10 @@ static bool build_models(gan_run *G) {
     grad_sync_init(&G->gsync, G->s.G, r->ci->world, r->cfg->comm.bucket_mb);
     G->z = dpt_xmalloc((size_t)G->per * (size_t)G->spec.dim_z * sizeof(float));
     G->y = dpt_xmalloc((size_t)G->per * sizeof(int32_t));
+    int64_t rows = 1;
+    for (int i = 0; i < G->s.G->nparams; i++)
+        if (G->s.G->params[i].value.ndim >= 2) rows = DPT_MAX(rows, G->s.G->params[i].value.shape[0]);
+    G->ortho_work = dpt_xmalloc((size_t)(rows * rows) * sizeof(float));
     r->g = G->s.G;
     return true;
 }
@@ -196,17 +201,11 @@ static void ortho(gan_run *G) {
     const float strength = (float)G->r.cfg->gan.ortho;
     if (strength <= 0.0f) return;
     nn_graph *g = G->s.G;
-    static float *work;
-    static size_t work_cap;
     for (int i = 0; i < g->nparams; i++) {
         const nn_param *p = &g->params[i];
         if (p->value.ndim < 2 || !strncmp(p->name, "shared.", 7)) continue;
         const int rows = (int)p->value.shape[0], cols = (int)(p->numel / rows);
-        if ((size_t)rows * rows > work_cap) {
-            work_cap = (size_t)rows * rows;
-            work = dpt_xrealloc(work, work_cap * sizeof(float));
-        }
-        g->be->ortho_reg(p->grad.data, work, p->value.data, rows, cols, strength);
+        g->be->ortho_reg(p->grad.data, G->ortho_work, p->value.data, rows, cols, strength);
     }
 }
 
@@ -370,29 +369,17 @@ static bool write_grid(gan_run *G, int64_t step, bool final) {
 
 static dpt_status save_step(gan_run *G, char *path, size_t size) {
     run_ctx *r = &G->r;
-    if (r->ci->rank == 0) {
-        char dir[1200];
-        ckpt_dir(r, dir, sizeof dir);
-        if (fs_mkdirs(dir) != DPT_OK) log_warn("%s", dpt_error_message());
-    }
     ckpt_step_path(r, G->m.step, path, size);
     const double t0 = timer_now();
     dpt_status st = gan_ckpt_save(r, &G->s, &G->m, path);
     if (st == DPT_OK && r->ci->rank == 0) {
         log_info("checkpoint %s (%.2f s)", path, timer_now() - t0);
-        int64_t *steps;
-        const int n = ckpt_list(r, &steps);
-        for (int i = (int)r->cfg->train.keep_checkpoints; i < n; i++) {
-            char old[1300];
-            ckpt_step_path(r, steps[i], old, sizeof old);
-            remove(old);
-        }
-        free(steps);
+        ckpt_rotate(r, r->cfg->train.keep_checkpoints);
     }
     return st;
 }
 
-/* --resume: "auto" (the newest step checkpoint, none: a fresh start) or a file. Every rank reads it. */
+/* A checkpoint of this run's seed and global batch (latents and the real-batch order depend on them). */
 static dpt_status check_meta(const gan_run *G, const char *path) {
     const dpt_config *cfg = G->r.cfg;
     if (G->m.seed != cfg->train.seed)
@@ -485,6 +472,7 @@ static void teardown(gan_run *G) {
     free(G->s.vd);
     free(G->z);
     free(G->y);
+    free(G->ortho_work);
     featnet_close(&G->fn);
     free(G->mu_real);
     free(G->sig_real);
@@ -494,7 +482,6 @@ static void teardown(gan_run *G) {
 static bool setup(gan_run *G, const dpt_config *cfg, const char *out_dir, const char *resume) {
     run_ctx *r = &G->r;
     run_setup_threads(r, cfg);
-    snprintf(r->out_dir, sizeof r->out_dir, "%s", out_dir);
     if (!run_agree(check_config(r))) return false;
     G->global = (int)cfg->train.batch_size.value[0];
     G->per = G->global / r->ci->world;
@@ -533,16 +520,6 @@ static bool setup(gan_run *G, const dpt_config *cfg, const char *out_dir, const 
     return run_agree(st);
 }
 
-/* A fresh run must not mix its checkpoints with an earlier run's. */
-static dpt_status check_fresh(const run_ctx *r) {
-    int64_t *steps;
-    const int n = ckpt_list(r, &steps);
-    free(steps);
-    if (n == 0) return DPT_OK;
-    return dpt_error(DPT_ERR_ARG, "%s/checkpoints holds %d checkpoint(s) of an earlier run: pass --resume auto to go "
-                                  "on with it, or choose another --out", r->out_dir, n);
-}
-
 int train_gan(const dpt_config *cfg, const char *out_dir, const char *resume) {
     gan_run run, *G = &run;
     memset(G, 0, sizeof *G);
@@ -552,7 +529,7 @@ int train_gan(const dpt_config *cfg, const char *out_dir, const char *resume) {
     snprintf(r->out_dir, sizeof r->out_dir, "%s", out_dir);
     stop_signals_install();
     if (!run_agree(fs_mkdirs(out_dir)) || !run_agree(log_open_files(out_dir))) return 1;
-    if (!resume && !run_agree(r->ci->rank == 0 ? check_fresh(r) : DPT_OK)) return 1;
+    if (!resume && !run_agree(ckpt_check_fresh(r))) return 1;
     bool ok = setup(G, cfg, out_dir, resume);
     if (!ok) {
         teardown(G);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dpt/core/fsutil.h"
 #include "dpt/core/log.h"
 #include "dpt/data/h5io.h"
 #include "gan_internal.h"
@@ -67,9 +68,11 @@ dpt_status gan_ckpt_save(const run_ctx *r, const gan_state *s, const gan_meta *m
     dpt_status st = DPT_OK;
     if (r->ci->rank == 0) {
         h5_quiet();
-        char tmp[1300];
-        hid_t f = h5_create_file_atomic_checksummed(path, tmp, sizeof tmp);
-        if (f < 0) st = dpt_error(DPT_ERR_IO, "%s: cannot create %s", path, tmp);
+        char dir[1200], tmp[1300];
+        ckpt_dir(r, dir, sizeof dir);
+        st = fs_mkdirs(dir);
+        hid_t f = st == DPT_OK ? h5_create_file_atomic_checksummed(path, tmp, sizeof tmp) : -1;
+        if (st == DPT_OK && f < 0) st = dpt_error(DPT_ERR_IO, "%s: cannot create %s", path, tmp);
         if (st == DPT_OK) {
             const nn_graph *gs[3] = {s->G, s->D, s->E};
             const char *names[3] = {"G", "D", "G_ema"};

@@ -66,6 +66,8 @@ typedef struct gan_state {
     nn_graph *G, *D, *E;
     float *mg, *vg, *md, *vd; /* Adam moments, laid out like the gradient arenas */
 } gan_state;
+/* Collective; rank 0 creates <out>/checkpoints when needed and writes `path` atomically. The
+ * status is rank 0's, on every rank. */
 dpt_status gan_ckpt_save(const run_ctx *r, const gan_state *s, const gan_meta *m, const char *path);
 /* Loads `path` into s (the calling rank reads the file itself) and *m; with only_ema, just G_ema's parameters
  * and buffers into s->E (the others may be NULL). Errors name the file and tensor. */

@@ -94,11 +94,8 @@ void gan_generate(nn_graph *G, const gan_io *io, const float *z, const int32_t *
     free(yb);
 }
 
-static bool is_bn_stat(const nn_buffer *b) {
-    const size_t n = strlen(b->name);
-    return (n > 13 && !strcmp(b->name + n - 13, ".running_mean")) ||
-           (n > 12 && !strcmp(b->name + n - 12, ".running_var"));
-}
+/* The nodes that keep running statistics (buffers 0 and 1: running mean and variance). */
+static bool is_norm(const nn_node *nd) { return nd->kind == NN_BATCHNORM || nd->kind == NN_CBN; }
 
 void gan_standing_stats(nn_graph *G, const gan_io *io, const gan_spec *s, int batches, uint64_t seed, uint64_t draw) {
     if (batches <= 0) return;
@@ -108,32 +105,36 @@ void gan_standing_stats(nn_graph *G, const gan_io *io, const gan_spec *s, int ba
     int32_t *y = dpt_xmalloc((size_t)B * sizeof(int32_t));
     const int64_t nb = (int64_t)(G->buffer_arena.size / sizeof(float));
     double *sum = dpt_xcalloc((size_t)nb, sizeof(double));
-    float *buf = (float *)G->buffer_arena.base;
-    float momentum = 0.1f; /* nn_batchnorm's and nn_cbn's: running = (1 - m) running + m batch */
     for (int k = 0; k < batches; k++) {
-        /* From zeroed statistics one forward leaves m * (the batch's statistics) behind. */
-        for (int i = 0; i < G->nbuffers; i++)
-            if (is_bn_stat(&G->buffers[i])) memset(G->buffers[i].value.data, 0, (size_t)G->buffers[i].numel * 4);
+        /* From zeroed statistics one forward leaves momentum * (the batch's statistics) behind
+         * (running = (1 - m) running + m batch). */
+        for (int i = 0; i < G->nnodes; i++)
+            for (int j = 0; is_norm(&G->nodes[i]) && j < 2; j++) {
+                const nn_buffer *b = &G->buffers[G->nodes[i].buffer[j]];
+                G->be->fill_zero(b->value.data, (size_t)b->numel * sizeof(float));
+            }
         const int64_t first = ((int64_t)k * ci->world + ci->rank) * B;
         gan_draw(z, y, B, s->dim_z, s->num_classes, seed, draw, first, 0.0f);
         nn_set_input(G, io->z, z);
         nn_set_input(G, io->labels, y);
         nn_forward(G, NULL, true);
-        for (int i = 0; i < G->nbuffers; i++) {
-            const nn_buffer *b = &G->buffers[i];
-            if (!is_bn_stat(b)) continue;
-            const int64_t off = (int64_t)(b->offset / sizeof(float));
-            for (int64_t j = 0; j < b->numel; j++) sum[off + j] += buf[off + j] / momentum;
-        }
+        for (int i = 0; i < G->nnodes; i++)
+            for (int j = 0; is_norm(&G->nodes[i]) && j < 2; j++) {
+                const nn_buffer *b = &G->buffers[G->nodes[i].buffer[j]];
+                const float *v = b->value.data, m = G->nodes[i].a.bn.momentum;
+                double *acc = sum + b->offset / sizeof(float);
+                for (int64_t e = 0; e < b->numel; e++) acc[e] += v[e] / m;
+            }
     }
     comm_allreduce_sum_f64(sum, (int)nb);
     const double count = (double)batches * ci->world;
-    for (int i = 0; i < G->nbuffers; i++) {
-        const nn_buffer *b = &G->buffers[i];
-        if (!is_bn_stat(b)) continue;
-        const int64_t off = (int64_t)(b->offset / sizeof(float));
-        for (int64_t j = 0; j < b->numel; j++) buf[off + j] = (float)(sum[off + j] / count);
-    }
+    for (int i = 0; i < G->nnodes; i++)
+        for (int j = 0; is_norm(&G->nodes[i]) && j < 2; j++) {
+            const nn_buffer *b = &G->buffers[G->nodes[i].buffer[j]];
+            float *v = b->value.data;
+            const double *acc = sum + b->offset / sizeof(float);
+            for (int64_t e = 0; e < b->numel; e++) v[e] = (float)(acc[e] / count);
+        }
     free(sum);
     free(z);
     free(y);
@@ -147,7 +148,7 @@ typedef struct sample_opts {
     double truncation;
     int per_class;
     int64_t seed;
-    bool interp, raw_g;
+    bool interp;
 } sample_opts;
 
 static dpt_status parse_classes(const char *text, int num_classes, int32_t *out, int *n) {
@@ -236,7 +237,6 @@ static dpt_status sample_run(const dpt_config *cfg, const sample_opts *o) {
     gan_state gs = {.E = G};
     gan_meta m;
     st = gan_ckpt_load(&gs, &m, o->checkpoint, true);
-    if (st == DPT_OK && o->raw_g) st = dpt_error(DPT_ERR_ARG, "--generator g is not supported: samples come from G_ema");
     if (st == DPT_OK)
         st = sample_grid(G, &io, &s, classes, rows, o->per_class, o->interp, (uint64_t)o->seed, (float)o->truncation,
                          o->out);
@@ -285,7 +285,11 @@ int sample_gan(const dpt_config *cfg, int argc, char **argv) {
     if (st == DPT_OK && strcmp(cfg->model.name, "biggan") != 0)
         st = dpt_error(DPT_ERR_ARG, "sample: model.name = %s is a classifier; sample needs a biggan config",
                        cfg->model.name);
+    /* Rank 0 draws the grid; under mpirun every rank exits with its outcome. */
     if (st == DPT_OK && comm_get()->rank == 0) st = sample_run(cfg, &o);
-    if (st != DPT_OK && comm_get()->rank == 0) log_error("%s", dpt_error_message());
-    return st == DPT_OK ? 0 : st == DPT_ERR_ARG ? 2 : 1;
+    const int bad = comm_agree(st);
+    if (bad == comm_get()->rank) log_error("%s", dpt_error_message());
+    int64_t code = st;
+    if (bad >= 0) comm_bcast(&code, sizeof code, bad);
+    return bad < 0 ? 0 : code == DPT_ERR_ARG ? 2 : 1;
 }

@@ -144,6 +144,11 @@ void ckpt_dir(const run_ctx *r, char *buf, size_t size);
 void ckpt_step_path(const run_ctx *r, int64_t step, char *buf, size_t size);
 /* The steps of the step checkpoints on disk, newest first (any rank; *steps malloc'ed). */
 int ckpt_list(const run_ctx *r, int64_t **steps);
+/* Deletes all but the newest `keep` step checkpoints (rank 0). */
+void ckpt_rotate(const run_ctx *r, int64_t keep);
+/* A fresh run must not mix its checkpoints with an earlier run's (rotation would delete them):
+ * an error on rank 0 when out_dir/checkpoints holds any (DPT_OK on the other ranks). */
+dpt_status ckpt_check_fresh(const run_ctx *r);
 /* Deletes the temporary files a writer killed before its rename left in the checkpoint directory
  * (rank 0). */
 void ckpt_remove_temporaries(const run_ctx *r);
