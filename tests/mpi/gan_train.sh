@@ -162,6 +162,8 @@ expect_fail "sample: a classifier's weights" "not a dptrain GAN checkpoint" \
     "$DPTRAIN" sample "$CFG" --checkpoint "$D/cls/weights.h5" -o "$D/x.png" "${smp[@]}"
 expect_fail "sample: another model's checkpoint" "the model needs" \
     "$DPTRAIN" sample "$CFG" --checkpoint "$CK" -o "$D/x.png" "${smp[@]}" --set gan.ch=16
+expect_once "sample under mpirun: non-zero exit, one message, no hang" "$D/nothing.h5" \
+    mpi 2 "$DPTRAIN" sample "$CFG" --checkpoint "$D/nothing.h5" -o "$D/x.png" "${smp[@]}"
 [ ! -e "$D/x.png" ] && pass "no PNG left behind by the failures" || fail "a failed sample wrote $D/x.png"
 
 # 5. Bad configurations: every rank exits non-zero, one message.
