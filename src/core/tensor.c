@@ -10,6 +10,8 @@ size_t dtype_size(dpt_dtype dt) {
     case DT_U8: return 1;
     case DT_I32: return 4;
     case DT_I64: return 8;
+    case DT_BF16: return 2;
+    case DT_F16: return 2;
     }
     return 0;
 }
@@ -21,6 +23,8 @@ const char *dtype_name(dpt_dtype dt) {
     case DT_U8: return "u8";
     case DT_I32: return "i32";
     case DT_I64: return "i64";
+    case DT_BF16: return "bf16";
+    case DT_F16: return "f16";
     }
     return "?";
 }

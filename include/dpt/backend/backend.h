@@ -70,10 +70,23 @@ typedef struct be_adam_args {
     int64_t step;     /* 1 on the first update (bias correction) */
 } be_adam_args;
 
+/* Arithmetic of a back end's activations and products. Parameters, their gradients, optimizer
+ * state and normalisation statistics are float32 in every mode (master weights).
+ *   FP32: float32 storage and float32 products (the parity reference);
+ *   TF32: float32 storage, convolutions and GEMMs on tensor cores with TF32 inputs;
+ *   BF16: bfloat16 activations, float32 accumulation;
+ *   FP16: float16 activations, float32 accumulation, with dynamic loss scaling (optim/). */
+typedef enum dpt_precision { PREC_FP32 = 0, PREC_TF32, PREC_BF16, PREC_FP16 } dpt_precision;
+const char *precision_name(dpt_precision p);
+/* "fp32", "tf32", "bf16", "fp16" -> the mode; false for anything else. */
+bool precision_parse(const char *s, dpt_precision *p);
+
 typedef struct dpt_backend {
     const char *name;
     dpt_device device;
     dpt_layout act_layout; /* the layout this back end wants for 4-d activations */
+    dpt_precision precision;
+    dpt_dtype act_dtype; /* activations and their gradients (F32, BF16 or F16) */
 
     /* Threads for compute (CPU: OpenMP and oneDNN). */
     void (*set_threads)(int n);
@@ -248,6 +261,14 @@ typedef struct dpt_backend {
     void (*copy_to_device)(void *dst, const void *src, size_t bytes);
     void (*copy_to_host)(void *dst, const void *src, size_t bytes);
     void (*fill_zero)(void *dst, size_t bytes);
+    /* dst = src converted between float32 and the activation dtype (either way, same numel,
+     * both on the device). Graph inputs arrive as float32 from the host. */
+    void (*convert)(dpt_tensor *dst, const dpt_tensor *src);
+    /* 1 when every value of x[0..n) (float32, on the device) is finite, else 0: the dynamic loss
+     * scaler's overflow test over the gradient arena. */
+    int (*all_finite)(const float *x, int64_t n);
+    /* Waits for the device's queued work (a no-op on the CPU): timers around a phase call it. */
+    void (*synchronize)(void);
 } dpt_backend;
 
 const dpt_backend *backend_cpu(void);

@@ -25,12 +25,19 @@ dpt_status dpt_error(dpt_status s, const char *fmt, ...) __attribute__((format(p
 const char *dpt_error_message(void);
 const char *dpt_status_name(dpt_status s);
 
+/* The CUDA back end's files are C++ (nvcc), which spells noreturn differently. */
+#ifdef __cplusplus
+#define DPT_NORETURN [[noreturn]]
+#else
+#define DPT_NORETURN _Noreturn
+#endif
+
 /* Who we are, for fatal messages; set by comm_init. */
 void dpt_error_set_identity(int rank, const char *host);
 /* Called by dpt_fatal after printing; comm installs one that aborts every rank. */
 void dpt_error_set_abort_hook(void (*hook)(int code));
 
-_Noreturn void dpt_fatal(const char *lib, const char *expr, const char *file, int line,
+DPT_NORETURN void dpt_fatal(const char *lib, const char *expr, const char *file, int line,
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* The one generic check. `...` is a printf format and arguments for the library's message. */

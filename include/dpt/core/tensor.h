@@ -6,7 +6,8 @@
 
 #include "dpt/core/common.h"
 
-typedef enum dpt_dtype { DT_F32 = 0, DT_F64, DT_U8, DT_I32, DT_I64 } dpt_dtype;
+/* DT_BF16 and DT_F16 are the GPU's mixed-precision activations (parameters stay DT_F32). */
+typedef enum dpt_dtype { DT_F32 = 0, DT_F64, DT_U8, DT_I32, DT_I64, DT_BF16, DT_F16 } dpt_dtype;
 typedef enum dpt_layout { LAYOUT_NCHW = 0, LAYOUT_NHWC } dpt_layout;
 typedef enum dpt_device { DEV_CPU = 0, DEV_CUDA } dpt_device;
 

@@ -1,0 +1,49 @@
+/* The CUDA back end (backend/cuda): the op table filled by cuDNN, cuBLAS and own kernels.
+ * Built when nvcc is found (-DDPT_CUDA=ON); without it these functions say so and the CPU back
+ * end is the only one. Everything here may be called on a machine without a GPU. */
+#ifndef DPT_BACKEND_CUDA_H
+#define DPT_BACKEND_CUDA_H
+
+#include <stdio.h>
+
+#include "dpt/backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* True when this binary has the CUDA back end compiled in. */
+bool cuda_built(void);
+
+/* Number of visible GPUs (0 with no driver or no device); why names the reason when 0. */
+int cuda_device_count(char *why, size_t size);
+
+/* The device a rank uses, from its place on its node (DESIGN.md: local rank from
+ * MPI_Comm_split_type, not launcher variables) and the devices it sees:
+ *   - one visible device (CUDA_VISIBLE_DEVICES set per task by Slurm or a wrapper): device 0;
+ *   - otherwise device local_rank, which needs local_size <= visible;
+ *   - more ranks on a node than devices: -1 and why says so, unless sharing is allowed
+ *     (device local_rank % visible: several ranks per GPU, MPI between them; NCCL refuses that).
+ * Pure arithmetic, so that it is tested without a GPU. */
+int cuda_pick_device(int local_rank, int local_size, int visible, bool allow_sharing, char *why, size_t size);
+
+/* Makes `device` current and creates the stream, cuBLAS and cuDNN handles; once per process.
+ * Fatal (naming the device) when the device cannot be used. */
+void cuda_init(int device);
+
+/* The op table for a precision; cuda_init first. */
+const dpt_backend *backend_cuda(dpt_precision precision);
+
+/* "CUDA: NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB), driver 13.0, runtime 13.0, cuDNN 9.19.0,
+ * cuBLAS 13.1.0, NCCL 2.28.9" style, for the run banner; cuda_init first. */
+const char *backend_cuda_describe(void);
+
+/* `dptrain info`'s CUDA section: versions of the libraries linked in, the driver, and every
+ * visible GPU (or why none is visible). Works without a GPU. */
+void cuda_print_info(FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

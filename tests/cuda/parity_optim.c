@@ -1,0 +1,4 @@
+/* (being written) */
+#include "parity.h"
+
+void parity_optim(void) {}
