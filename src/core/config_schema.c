@@ -144,6 +144,21 @@ static const cfg_key schema[] = {
     {"train", "max_skipped_steps", CFG_INT, F(train, max_skipped_steps), "10", 1, 1000000, false, NULL,
      "a step with a non-finite loss or gradient on any rank is skipped on all ranks; this many in a row stop "
      "the run"},
+    {"train", "device", CFG_ENUM, F(train, device), "auto", 0, 0, false, "auto|cpu|cuda",
+     "compute device: cuda is the GPU of this rank's place on its node (local rank); auto takes it when this "
+     "dptrain has the CUDA back end and a GPU is visible, else the CPU"},
+    {"train", "precision", CFG_ENUM, F(train, precision), "auto", 0, 0, false, "auto|fp32|tf32|bf16|fp16",
+     "arithmetic of activations (parameters stay fp32 master weights): auto is bf16 on a GPU and fp32 on the "
+     "CPU, which computes in fp32 only; tf32 runs fp32 convolutions and GEMMs on tensor cores; fp16 scales the "
+     "loss (train.loss_scale)"},
+    {"train", "loss_scale", CFG_ENUM, F(train, loss_scale), "auto", 0, 0, false, "auto|dynamic|off",
+     "dynamic loss scaling: the loss gradient is multiplied by a scale S, the update divides by it; a step "
+     "whose summed gradient overflows is skipped and halves S, train.loss_scale_window good steps in a row "
+     "double it. auto: dynamic for fp16, off otherwise"},
+    {"train", "loss_scale_init", CFG_FLOAT, F(train, loss_scale_init), "65536", 1, 3.4e38, false, NULL,
+     "the first loss scale of dynamic scaling"},
+    {"train", "loss_scale_window", CFG_INT, F(train, loss_scale_window), "2000", 1, BIG, false, NULL,
+     "dynamic loss scaling: good steps in a row before the scale doubles"},
 
     {"submission", "author", CFG_STRING, F(submission, author), "", 0, 0, false, NULL,
      "dawnbench.json: author"},

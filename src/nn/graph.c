@@ -22,6 +22,7 @@ nn_graph *nn_graph_create(const dpt_backend *be, int batch) {
     g->be = be;
     g->batch = batch;
     g->layout = be->act_layout;
+    g->act_dtype = be->act_dtype;
     g->input = g->logits = -1;
     g->sn_iterations = 1;
     g->sn_eps = 1e-12f;
@@ -52,7 +53,10 @@ void nn_graph_destroy(nn_graph *g) {
         g->be->mem_free(g->grad_arena.base);
         g->be->mem_free(g->buffer_arena.base);
         g->be->mem_free(g->act_arena.base);
+        if (g->labels_dev) g->be->mem_free(g->labels_dev);
+        if (g->stage) g->be->mem_free(g->stage);
     }
+    free(g->losses_host);
     free(g->t_fwd);
     free(g->t_bwd);
     free(g->nodes);
@@ -83,7 +87,7 @@ void nn_scoped_name(const nn_graph *g, const char *name, char *out, size_t size)
 }
 
 int nn_add_value(nn_graph *g, int producer, int64_t n, int64_t c, int64_t h, int64_t w) {
-    dpt_tensor t = tensor_4d(NULL, DT_F32, n, c, h, w, g->layout);
+    dpt_tensor t = tensor_4d(NULL, g->act_dtype, n, c, h, w, g->layout);
     return nn_add_value_t(g, producer, &t);
 }
 

@@ -15,7 +15,7 @@ int nn_finish_node(nn_graph *g, int node, int64_t c, int64_t h, int64_t w) {
 }
 
 bool nn_is_2d(const dpt_tensor *t) {
-    return t->dtype == DT_F32 && (t->ndim == 2 || (t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1));
+    return nn_is_float(t) && (t->ndim == 2 || (t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1));
 }
 
 int nn_input(nn_graph *g, int c, int h, int w) {
@@ -42,7 +42,7 @@ int nn_input_labels(nn_graph *g, const char *name) {
 void nn_input_requires_grad(nn_graph *g, int value) {
     DPT_CHECK(!g->finalized && value >= 0 && value < g->nvalues);
     nn_value *v = &g->values[value];
-    DPT_CHECK_LIB("nn", g->nodes[v->producer].kind == NN_INPUT && v->t.dtype == DT_F32,
+    DPT_CHECK_LIB("nn", g->nodes[v->producer].kind == NN_INPUT && nn_is_float(&v->t),
                   g->nodes[v->producer].name, "only a float input can require a gradient");
     v->requires_grad = true;
 }
@@ -75,7 +75,7 @@ int nn_conv2d(nn_graph *g, const char *name, int x, int out_channels, int kernel
 
 int nn_norm_finish(nn_graph *g, int node, int x, bool relu) {
     const dpt_tensor s = *shape_of(g, x);
-    DPT_CHECK_LIB("nn", s.ndim == 4 && s.dtype == DT_F32, g->nodes[node].name, "normalisation of a non-image value");
+    DPT_CHECK_LIB("nn", s.ndim == 4 && nn_is_float(&s), g->nodes[node].name, "normalisation of a non-image value");
     nn_node *nd = &g->nodes[node];
     be_bn_desc *d = &nd->a.bn;
     d->n = (int)s.shape[0];
@@ -246,6 +246,15 @@ dpt_status nn_graph_finalize(nn_graph *g, int logits) {
     for (int v = 0; v < g->nvalues; v++) /* in order: a view of a view sees its input's pointer */
         if (is_view(g, v)) g->values[v].t.data = g->values[g->nodes[g->values[v].producer].in[0]].t.data;
     g->losses = tensor_1d(arena_at(&g->act_arena, loss_off), DT_F32, g->batch);
+    g->losses.device = g->be->device;
+    if (g->be->device != DEV_CPU) {
+        size_t stage = 0; /* the largest float input or output, for conversions through float32 */
+        for (int v = 0; v < g->nvalues; v++)
+            if (nn_is_float(&g->values[v].t)) stage = DPT_MAX(stage, (size_t)tensor_numel(&g->values[v].t) * sizeof(float));
+        g->labels_dev = g->be->mem_alloc((size_t)g->batch * sizeof(int32_t));
+        g->losses_host = dpt_xcalloc((size_t)g->batch, sizeof(float));
+        if (g->act_dtype != DT_F32) g->stage = g->be->mem_alloc(stage);
+    }
 
     /* Back-end ops, created once. */
     for (int i = 0; i < g->nnodes; i++) {

@@ -87,7 +87,7 @@ int nn_view_image(nn_graph *g, int x, int c, int h, int w) {
 
 static int unary(nn_graph *g, nn_op_kind kind, int x, int64_t hw_factor) {
     const dpt_tensor s = shape_of(g, x);
-    DPT_CHECK_LIB("nn", s.ndim == 4 && s.dtype == DT_F32, "layer", "needs a float (N, C, H, W) value");
+    DPT_CHECK_LIB("nn", s.ndim == 4 && nn_is_float(&s), "layer", "needs a float (N, C, H, W) value");
     int node = nn_add_node(g, kind, "", x, -1);
     return nn_finish_node(g, node, s.shape[1], s.shape[2] * hw_factor, s.shape[3] * hw_factor);
 }
@@ -116,7 +116,7 @@ int nn_scaled_add(nn_graph *g, const char *name, int a, int b) {
 
 int nn_cbn(nn_graph *g, const char *name, int x, int cond, bool relu) {
     const dpt_tensor s = shape_of(g, x);
-    DPT_CHECK_LIB("nn", s.ndim == 4 && s.dtype == DT_F32, name, "conditional BatchNorm of a non-image value");
+    DPT_CHECK_LIB("nn", s.ndim == 4 && nn_is_float(&s), name, "conditional BatchNorm of a non-image value");
     check_2d(g, cond, name);
     const int c = (int)s.shape[1];
     nn_scope_push(g, name);
@@ -163,9 +163,9 @@ int nn_attention(nn_graph *g, const char *name, int x) {
     int phi = nn_maxpool(g, nn_conv2d_sn(g, "phi", x, (int)c / 8, 1, 1, 0, false), 2, 2, 0);
     int gv = nn_maxpool(g, nn_conv2d_sn(g, "g", x, (int)c / 2, 1, 1, 0, false), 2, 2, 0);
     int64_t sshape[3] = {n, hw, hw / 4};
-    dpt_tensor scores = tensor_make(NULL, DT_F32, 3, sshape, LAYOUT_NCHW);
+    dpt_tensor scores = tensor_make(NULL, g->act_dtype, 3, sshape, LAYOUT_NCHW);
     int beta = softmax_rows(g, bmm(g, theta, phi, !nhwc, nhwc, &scores)); /* (N, HW, HW/4) */
-    dpt_tensor ob = tensor_4d(NULL, DT_F32, n, c / 2, h, w, g->layout);
+    dpt_tensor ob = tensor_4d(NULL, g->act_dtype, n, c / 2, h, w, g->layout);
     int o = nhwc ? bmm(g, beta, gv, false, false, &ob) : bmm(g, gv, beta, false, true, &ob);
     o = nn_conv2d_sn(g, "o", o, (int)c, 1, 1, 0, false);
     int out = nn_scaled_add(g, "", x, o);
@@ -181,7 +181,7 @@ int nn_rowdot(nn_graph *g, int a, int b) {
     DPT_CHECK_LIB("nn", sa.shape[1] == sb.shape[1], "rowdot", "operands have %lld and %lld features",
                   (long long)sa.shape[1], (long long)sb.shape[1]);
     const bool nhwc = g->layout == LAYOUT_NHWC;
-    dpt_tensor o = tensor_4d(NULL, DT_F32, g->batch, 1, 1, 1, g->layout);
+    dpt_tensor o = tensor_4d(NULL, g->act_dtype, g->batch, 1, 1, 1, g->layout);
     int out = bmm(g, a, b, !nhwc, nhwc, &o);
     g->nodes[g->values[out].producer].a.bmm.rowdot = true;
     return out;

@@ -13,6 +13,10 @@ int nn_finish_node(nn_graph *g, int node, int64_t c, int64_t h, int64_t w);
 int nn_norm_finish(nn_graph *g, int node, int x, bool relu);
 /* A 2-d (N, F) value: (N, F, 1, 1) or (N, F) float. */
 bool nn_is_2d(const dpt_tensor *t);
+/* A float value: activations are F32, BF16 or F16 (the back end's act_dtype); labels are I32. */
+static inline bool nn_is_float(const dpt_tensor *t) {
+    return t->dtype == DT_F32 || t->dtype == DT_BF16 || t->dtype == DT_F16;
+}
 int nn_add_node(nn_graph *g, nn_op_kind kind, const char *name, int in0, int in1);
 int nn_add_param(nn_graph *g, int node, const char *leaf, int ndim, const int64_t *shape, nn_init init,
                  bool no_decay, int fan_in, int fan_out);

@@ -68,8 +68,18 @@ void nn_set_input(nn_graph *g, int value, const void *data) {
     nn_value *v = &g->values[value];
     DPT_CHECK_LIB("nn", g->nodes[v->producer].kind == NN_INPUT, g->nodes[v->producer].name,
                   "nn_set_input on a value that is not an input");
-    if (g->be->device == DEV_CPU) v->t.data = (void *)data; /* the caller's buffer; no copy */
-    else g->be->copy_to_device(v->t.data, data, tensor_bytes(&v->t));
+    if (g->be->device == DEV_CPU) {
+        v->t.data = (void *)data; /* the caller's buffer; no copy */
+    } else if (nn_is_float(&v->t) && v->t.dtype != DT_F32) {
+        /* float32 from the host, through the staging buffer into the activation dtype */
+        dpt_tensor st = v->t;
+        st.data = g->stage;
+        st.dtype = DT_F32;
+        g->be->copy_to_device(g->stage, data, tensor_bytes(&st));
+        g->be->convert(&v->t, &st);
+    } else {
+        g->be->copy_to_device(v->t.data, data, tensor_bytes(&v->t));
+    }
     v->fed = true;
 }
 
@@ -174,12 +184,43 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
     }
 }
 
+/* Labels where the back end reads them: the caller's host array on the CPU, a device copy
+ * otherwise. */
+static dpt_tensor device_labels(nn_graph *g, const int32_t *labels) {
+    dpt_tensor lab = tensor_1d((void *)labels, DT_I32, g->batch);
+    if (g->labels_dev) {
+        g->be->copy_to_device(g->labels_dev, labels, (size_t)g->batch * sizeof(int32_t));
+        lab.data = g->labels_dev;
+        lab.device = g->be->device;
+    }
+    return lab;
+}
+
+void nn_read_value(nn_graph *g, int value, float *dst) {
+    DPT_CHECK(g->finalized && value >= 0 && value < g->nvalues);
+    const dpt_tensor *t = &g->values[value].t;
+    DPT_CHECK_LIB("nn", nn_is_float(t), "nn_read_value", "value %d is not a float value", value);
+    if (t->dtype == DT_F32) {
+        g->be->copy_to_host(dst, t->data, tensor_bytes(t));
+        return;
+    }
+    dpt_tensor st = *t;
+    st.data = g->stage;
+    st.dtype = DT_F32;
+    g->be->convert(&st, t);
+    g->be->copy_to_host(dst, g->stage, tensor_bytes(&st));
+}
+
 double nn_loss(nn_graph *g, const int32_t *labels, float smoothing, float grad_scale, int n) {
     dpt_tensor logits = flat(val(g, g->logits));
     dpt_tensor dlogits = flat(&g->values[g->logits].grad);
-    dpt_tensor lab = tensor_1d((void *)labels, DT_I32, g->batch);
+    dpt_tensor lab = device_labels(g, labels);
     g->be->softmax_xent(&g->losses, &dlogits, &logits, &lab, smoothing, grad_scale);
     const float *l = g->losses.data;
+    if (g->losses_host) {
+        g->be->copy_to_host(g->losses_host, g->losses.data, (size_t)n * sizeof(float));
+        l = g->losses_host;
+    }
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += l[i];
     return sum;
@@ -187,7 +228,7 @@ double nn_loss(nn_graph *g, const int32_t *labels, float smoothing, float grad_s
 
 void nn_accuracy(nn_graph *g, const int32_t *labels, int n, int64_t *top1, int64_t *top5) {
     dpt_tensor logits = flat(val(g, g->logits));
-    dpt_tensor lab = tensor_1d((void *)labels, DT_I32, g->batch);
+    dpt_tensor lab = device_labels(g, labels);
     g->be->topk_correct(top1, top5, &logits, &lab, n);
 }
 

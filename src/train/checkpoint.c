@@ -30,23 +30,24 @@
 #include "train_internal.h"
 
 #define CKPT_FORMAT "dptrain-checkpoint"
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2 /* 2: the loss scaler's state */
 
 /* Integer and floating attributes of the root group, in the order of ckpt_meta's fields. */
 static const char *const meta_i64_names[] = {"step",          "epoch",       "step_in_epoch",  "global_batch",
                                              "world_size",    "seed",        "skipped_steps",  "best_epoch",
-                                             "reached_epoch", "finished",    "reached"};
+                                             "reached_epoch", "finished",    "reached",        "loss_scale_good"};
 static const char *const meta_f64_names[] = {"elapsed_s", "best_top1", "reached_at_s", "lr",
-                                             "momentum",  "last_top1", "last_top5"};
+                                             "momentum",  "last_top1", "last_top5", "loss_scale"};
 
 static int64_t *meta_i64(ckpt_meta *m, int k) {
     int64_t *f[] = {&m->step,       &m->epoch,       &m->step_in_epoch, &m->global_batch,
                     &m->world,      &m->seed,        &m->skipped_steps, &m->best_epoch,
-                    &m->reached_epoch, &m->finished, &m->reached};
+                    &m->reached_epoch, &m->finished, &m->reached, &m->loss_scale_good};
     return f[k];
 }
 static double *meta_f64(ckpt_meta *m, int k) {
-    double *f[] = {&m->elapsed_s, &m->best_top1, &m->reached_at_s, &m->lr, &m->momentum, &m->last_top1, &m->last_top5};
+    double *f[] = {&m->elapsed_s, &m->best_top1, &m->reached_at_s, &m->lr, &m->momentum, &m->last_top1, &m->last_top5,
+                  &m->loss_scale};
     return f[k];
 }
 #define N_I64 (int)(sizeof meta_i64_names / sizeof meta_i64_names[0])

@@ -9,6 +9,7 @@
 #include "dpt/core/fsutil.h"
 #include "dpt/core/log.h"
 #include "dpt/core/timer.h"
+#include "dpt/optim/loss_scale.h"
 #include "dpt/train/train.h"
 #include "train_internal.h"
 
@@ -85,6 +86,7 @@ typedef struct loop_state {
     int64_t reached_epoch, best_epoch;
     eval_result last_eval;
     double lr, mom;
+    loss_scaler scaler;
 } loop_state;
 
 static ckpt_meta make_meta(const run_ctx *r, const loop_state *ls, int64_t epoch, int64_t step_in_epoch,
@@ -98,6 +100,8 @@ static ckpt_meta make_meta(const run_ctx *r, const loop_state *ls, int64_t epoch
     m.world = r->ci->world;
     m.seed = r->cfg->train.seed;
     m.skipped_steps = ls->skipped;
+    m.loss_scale = loss_scaler_scale(&ls->scaler);
+    m.loss_scale_good = ls->scaler.good;
     m.best_epoch = ls->best_epoch;
     m.reached_epoch = ls->reached_epoch;
     m.finished = finished;
@@ -124,8 +128,8 @@ typedef struct step_verdict {
 
 static step_verdict agree_step(run_ctx *r, int64_t step_no, double loss) {
     const nn_graph *g = r->g;
-    double gss = g->be->sum_squares((const float *)g->grad_arena.base, (int64_t)(g->grad_arena.size / sizeof(float)));
-    int64_t ctl[5] = {step_no, -step_no, isfinite(loss) ? INT64_MAX : r->ci->rank, isfinite(gss) ? 1 : 0,
+    const int finite = g->be->all_finite((const float *)g->grad_arena.base, (int64_t)(g->grad_arena.size / sizeof(float)));
+    int64_t ctl[5] = {step_no, -step_no, isfinite(loss) ? INT64_MAX : r->ci->rank, finite,
                       -(int64_t)stop_signal_pending()};
     comm_allreduce_min_i64(ctl, 5);
     DPT_CHECK_LIB("comm", ctl[0] == -ctl[1], "step agreement",
@@ -147,6 +151,10 @@ static bool start_or_resume(run_ctx *r, const char *resume, loop_state *ls, int6
                             bool *finished) {
     memset(ls, 0, sizeof *ls);
     ls->reached_epoch = ls->best_epoch = -1;
+    const dpt_config *cfg = r->cfg;
+    const bool scaling = !strcmp(cfg->train.loss_scale, "dynamic") ||
+                         (!strcmp(cfg->train.loss_scale, "auto") && r->be->precision == PREC_FP16);
+    loss_scaler_init(&ls->scaler, scaling, cfg->train.loss_scale_init, cfg->train.loss_scale_window);
     *epoch = *step_in_epoch = 0;
     *finished = false;
     if (!resume) return true;
@@ -158,6 +166,10 @@ static bool start_or_resume(run_ctx *r, const char *resume, loop_state *ls, int6
     if (rc == 0) return true;
     ls->global_step = m.step;
     ls->skipped = m.skipped_steps;
+    if (ls->scaler.on) { /* a resume without scaling starts from its own configuration */
+        ls->scaler.scale = m.loss_scale;
+        ls->scaler.good = m.loss_scale_good;
+    }
     ls->reached = m.reached;
     ls->reached_at = m.reached_at_s;
     ls->reached_epoch = m.reached_epoch;
@@ -330,8 +342,10 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             schedule_at(&r->sched, (double)epoch + (double)s / (double)spe, 1.0 / (double)spe, r->global_batch, &ls.lr,
                         &ls.mom);
             if (buf_snapshot) g->be->copy_to_host(buf_snapshot, g->buffer_arena.base, buf_bytes);
-            /* Gradients of the global batch's mean loss: summing across ranks averages. */
-            const float grad_scale = 1.0f / (float)r->global_batch;
+            /* Gradients of the global batch's mean loss (summing across ranks averages), times the
+             * loss scale S, which the update divides out again. */
+            const double S = loss_scaler_scale(&ls.scaler);
+            const float grad_scale = (float)(S / (double)r->global_batch);
             double step_loss = 0.0, fwd = 0.0, bwd = 0.0;
             DPT_CHECK(b->n == r->local_batch);
             for (int k = 0; k < r->accum; k++) {
@@ -348,10 +362,22 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
                 bwd += timer_now() - tb;
             }
             double exposed = r->gsync.sync ? comm_grad_wait(r->gsync.sync) : 0.0;
+            if (fault_at("inf_grad", step_no, rank)) {
+                const float inf = INFINITY;
+                g->be->copy_to_device(g->grad_arena.base, &inf, sizeof inf);
+            }
             double t4 = timer_now();
             step_verdict v = agree_step(r, step_no, step_loss);
             double t4b = timer_now();
-            if (v.skip) {
+            const bool overflow = v.skip && v.bad_rank < 0 && loss_scaler_is_overflow(&ls.scaler, !v.bad_grad);
+            if (overflow) {
+                /* The scaled gradient overflowed: not a bad step, a too-large S. */
+                if (buf_snapshot) g->be->copy_to_device(g->buffer_arena.base, buf_snapshot, buf_bytes);
+                ls.skipped++;
+                loss_scaler_update(&ls.scaler, true);
+                log_info("step %lld: the scaled gradient overflowed; step skipped, loss scale %g -> %g",
+                         (long long)step_no, S, loss_scaler_scale(&ls.scaler));
+            } else if (v.skip) {
                 /* Every rank reached the same verdict: nobody updates, the BatchNorm running
                  * statistics the bad batch touched are put back. */
                 if (buf_snapshot) g->be->copy_to_device(g->buffer_arena.base, buf_snapshot, buf_bytes);
@@ -372,7 +398,10 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
                     failed = true;
                 }
             } else {
-                optimizer_step(&r->opt, g, (float)ls.lr, (float)ls.mom, 1.0f);
+                optimizer_step(&r->opt, g, (float)ls.lr, (float)ls.mom, (float)(1.0 / S));
+                if (loss_scaler_update(&ls.scaler, false))
+                    log_info("step %lld: %lld good steps in a row, loss scale %g -> %g", (long long)step_no,
+                             (long long)ls.scaler.window, S, loss_scaler_scale(&ls.scaler));
                 ls.in_a_row = 0;
                 interval_loss += step_loss;
                 interval_samples += b->n;
@@ -493,7 +522,9 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
              "ms, exposed comm %.2f ms, agreement %.2f ms, update %.2f ms",
              (long long)timed, 1e3 * med, med_img_s, per * t_data, per * t_fwd, per * t_bwd, per * t_comm,
              per * t_agree, per * t_upd);
-    if (ls.skipped) log_info("skipped steps (non-finite loss or gradient): %lld", (long long)ls.skipped);
+    if (ls.skipped)
+        log_info("skipped steps: %lld (%lld of them overflows of the loss-scaled gradient)", (long long)ls.skipped,
+                 (long long)ls.scaler.overflows);
     if (cfg->train.profile) {
         nn_graph_profile_report(g, log_info);
         if (timeline && r->gsync.sync && timed > 0)

@@ -5,6 +5,8 @@
  *   kill        the rank SIGKILLs itself before the step (a dead node)
  *   stop        the rank SIGSTOPs itself before the step (a hung node)
  *   term        the rank sends itself SIGTERM before the step (a preemption notice)
+ *   inf_grad    the rank's first gradient value is +Inf after backward at that step (an
+ *               overflow of the scaled gradient, for dynamic loss scaling)
  *   crash_ckpt  the rank SIGKILLs itself while writing the checkpoint of that step, before the
  *               rename that would make it visible
  * Unset, every check is one branch on a flag. */

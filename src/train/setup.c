@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dpt/backend/cuda.h"
+#include "dpt/comm/topology.h"
 #include "dpt/core/log.h"
 #include "train_internal.h"
 
@@ -155,13 +157,46 @@ void run_setup_threads(run_ctx *r, const dpt_config *cfg) {
     r->cfg = cfg;
     r->ci = comm_get();
     r->be = backend_cpu();
+    r->gpu = -1;
     r->threads = resolve_threads(cfg, r->ci, r->threads_why, sizeof r->threads_why);
     r->be->set_threads(r->threads);
     r->workers = resolve_workers(cfg, r->threads, r->workers_why, sizeof r->workers_why);
 }
 
+/* This rank's back end: the CPU, or the GPU that its place on the node gives (train.device,
+ * train.precision). Before any graph is built. */
+dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg) {
+    const char *dev = cfg->train.device, *prec = cfg->train.precision;
+    char why[256] = "";
+    const int visible = strcmp(dev, "cpu") ? cuda_device_count(why, sizeof why) : 0;
+    const bool cuda = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && visible > 0);
+    if (!cuda) {
+        if (strcmp(prec, "auto") && strcmp(prec, "fp32"))
+            return dpt_error(DPT_ERR_CONFIG,
+                             "train.precision = %s needs the CUDA back end, but this rank computes on the CPU "
+                             "(train.device = %s%s%s), which runs fp32 only",
+                             prec, dev, why[0] ? "; " : "", why);
+        return DPT_OK;
+    }
+    if (visible == 0) return dpt_error(DPT_ERR_CONFIG, "train.device = cuda, but no GPU can be used: %s", why);
+    if (r->ci->world > 1)
+        return dpt_error(DPT_ERR_CONFIG,
+                         "train.device = cuda with %d ranks: the gradient allreduce of device buffers (NCCL, or MPI "
+                         "through host memory) is not part of this version; run 1 rank per job on a GPU, or "
+                         "train.device = cpu",
+                         r->ci->world);
+    r->gpu = comm_pick_device(r->ci->local_rank, r->ci->local_size, visible, r->gpu_why, sizeof r->gpu_why);
+    if (r->gpu < 0) return dpt_error(DPT_ERR_CONFIG, "train.device = cuda: %s", r->gpu_why);
+    dpt_precision p = PREC_BF16; /* the GPU default: bf16 activations, fp32 master weights */
+    if (strcmp(prec, "auto")) DPT_CHECK(precision_parse(prec, &p));
+    cuda_init(r->gpu);
+    r->be = backend_cuda(p);
+    return DPT_OK;
+}
+
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) {
     run_setup_threads(r, cfg);
+    if (!run_agree(run_select_backend(r, cfg))) return false;
     if (!run_agree(check_batch(r))) return false;
     r->global_batch = (int)run_batch_for_epoch(r, 0);
     r->local_batch = r->global_batch / r->ci->world;
@@ -316,7 +351,8 @@ static void banner_ranks(const run_ctx *r) {
     me.threads = r->threads;
     me.cores_online = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
     rank_cpus(me.cpus, sizeof me.cpus);
-    snprintf(me.device, sizeof me.device, "cpu"); /* the CPU back end is the only one built */
+    if (r->gpu >= 0) snprintf(me.device, sizeof me.device, "cuda:%d %s", r->gpu, precision_name(r->be->precision));
+    else snprintf(me.device, sizeof me.device, "cpu");
     rank_record *all = ci->rank == 0 ? dpt_xcalloc((size_t)ci->world, sizeof *all) : NULL;
     comm_gather_bytes(&me, (int)sizeof me, all, 0);
     const comm_place *pl = comm_places();
@@ -355,9 +391,13 @@ void run_banner(const run_ctx *r, const char *what) {
     banner_ranks(r);
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
-    log_info("  build      CPU back end; no CUDA, no NCCL (not built); MPI %d.%d; HDF5 %u.%u.%u", MPI_VERSION,
-             MPI_SUBVERSION, maj, min, rel);
-    log_info("  backend    %s", backend_cpu_describe());
+    log_info("  build      CPU back end; CUDA back end %s; MPI %d.%d; HDF5 %u.%u.%u",
+             cuda_built() ? "built" : "not built", MPI_VERSION, MPI_SUBVERSION, maj, min, rel);
+    if (r->gpu >= 0)
+        log_info("  backend    %s, %s (activations %s, fp32 master weights); %s", r->be->name, backend_cuda_describe(),
+                 dtype_name(r->be->act_dtype), r->gpu_why);
+    else
+        log_info("  backend    %s", backend_cpu_describe());
     if (r->cfg->comm.timeout_s > 0)
         log_info("  comm       MPI (%s), host buffers; a collective waits at most %g s (comm.timeout_s)",
                  ci->mpi_version, r->cfg->comm.timeout_s);

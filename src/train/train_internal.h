@@ -38,6 +38,8 @@ typedef struct run_ctx {
     const dpt_backend *be;
     int threads;
     char threads_why[128];
+    int gpu;                /* this rank's CUDA device, -1: the CPU back end */
+    char gpu_why[128];      /* how it was chosen (comm_pick_device) */
     dpt_dataset train, test;
     int local_batch, global_batch; /* of the current batch phase */
     int accum, micro_batch;        /* train.accum_steps; the graph's batch: local_batch / accum */
@@ -66,6 +68,7 @@ typedef struct run_ctx {
 /* Set-up shared by train and eval. Every function is called on every rank; run_agree turns one
  * rank's failure into a clean stop of all of them, with the message printed once. */
 bool run_agree(dpt_status st);
+dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg);
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split);
 /* cfg, comm, back end, compute threads (applied) and loader threads: the first part of
  * run_setup_common, also used by GAN training. */
@@ -137,6 +140,8 @@ typedef struct ckpt_meta {
     int64_t finished, reached;
     double elapsed_s; /* training time so far: time to accuracy goes on from it */
     double best_top1, reached_at_s, lr, momentum, last_top1, last_top5;
+    double loss_scale;       /* dynamic loss scaling's S (1 when off) */
+    int64_t loss_scale_good; /* its good steps since the last change */
     char model[64], optimizer[64];
 } ckpt_meta;
 /* <out>/checkpoints and <out>/checkpoints/step_<8 digits>.h5 (any rank). */

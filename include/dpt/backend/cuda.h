@@ -18,15 +18,6 @@ bool cuda_built(void);
 /* Number of visible GPUs (0 with no driver or no device); why names the reason when 0. */
 int cuda_device_count(char *why, size_t size);
 
-/* The device a rank uses, from its place on its node (DESIGN.md: local rank from
- * MPI_Comm_split_type, not launcher variables) and the devices it sees:
- *   - one visible device (CUDA_VISIBLE_DEVICES set per task by Slurm or a wrapper): device 0;
- *   - otherwise device local_rank, which needs local_size <= visible;
- *   - more ranks on a node than devices: -1 and why says so, unless sharing is allowed
- *     (device local_rank % visible: several ranks per GPU, MPI between them; NCCL refuses that).
- * Pure arithmetic, so that it is tested without a GPU. */
-int cuda_pick_device(int local_rank, int local_size, int visible, bool allow_sharing, char *why, size_t size);
-
 /* Makes `device` current and creates the stream, cuBLAS and cuDNN handles; once per process.
  * Fatal (naming the device) when the device cannot be used. */
 void cuda_init(int device);

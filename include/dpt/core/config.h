@@ -111,6 +111,11 @@ typedef struct dpt_config {
         int64_t checkpoint_every;  /* steps; 0: each epoch end; -1: only on a stop signal */
         int64_t keep_checkpoints;  /* newest step_*.h5 kept */
         int64_t max_skipped_steps; /* consecutive non-finite steps that stop the run */
+        char device[16];           /* auto | cpu | cuda */
+        char precision[16];        /* auto | fp32 | tf32 | bf16 | fp16 */
+        char loss_scale[16];       /* auto | dynamic | off */
+        double loss_scale_init;
+        int64_t loss_scale_window;
     } train;
     struct { /* who and what a run reports, for dawnbench.json and mllog.txt */
         char author[128];

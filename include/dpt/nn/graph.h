@@ -135,7 +135,13 @@ typedef struct nn_graph {
     int scope_len[16], scope_depth;
     int input, logits;
     dpt_arena param_arena, grad_arena, buffer_arena, act_arena;
+    dpt_dtype act_dtype; /* activations and their gradients: the back end's (F32 on the CPU) */
     dpt_tensor losses; /* (N) per-sample loss */
+    /* Off the CPU: device copies of the labels nn_loss and nn_accuracy get, a host copy of the
+     * losses, and float32 device staging for inputs held in another dtype. */
+    int32_t *labels_dev;
+    float *losses_host;
+    float *stage;
     be_reduce bn_reduce; /* cross-replica BatchNorm (nn_graph_set_bn_reduce) */
     int sn_iterations;   /* power iterations per training forward (nn_graph_set_sn) */
     float sn_eps;
@@ -227,9 +233,10 @@ void nn_init_params(nn_graph *g, uint64_t seed);
  * (N). x may be NULL when the graph has no image input or it was set with nn_set_input; every
  * input must have been set once. */
 void nn_forward(nn_graph *g, const float *x, bool train);
-/* Gives an input its data (float or int32, the value's shape) for the following forwards. On
- * the CPU the value points at the caller's buffer (which must outlive those forwards, and whose
- * later changes they see); on other devices it is copied. */
+/* Gives an input its data (host float32 or int32, the value's shape) for the following forwards.
+ * On the CPU the value points at the caller's buffer (which must outlive those forwards, and whose
+ * later changes they see); on other devices it is copied (and converted to the activation dtype),
+ * so a caller that changes its buffer sets the input again. */
 void nn_set_input(nn_graph *g, int value, const void *data);
 /* The gradient of the output (the value given to nn_graph_finalize): nn_loss fills it; any
  * other loss fills it (e.g. with be->hinge_d's dlogits) before nn_backward. */
@@ -246,6 +253,9 @@ void nn_backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, void
  * D) without the weight and bias gradients of convolutions and linear layers, the bulk of the
  * parameter gradients; the gradient arena is left partly stale (others are overwritten). */
 void nn_backward_inputs(nn_graph *g);
+/* A float value (an image or a layer's output) copied to host memory as float32, converted from
+ * the activation dtype when that is not float32. */
+void nn_read_value(nn_graph *g, int value, float *dst);
 /* Top-1 and top-5 hits among the first n samples of the last forward. */
 void nn_accuracy(nn_graph *g, const int32_t *labels, int n, int64_t *top1, int64_t *top5);
 

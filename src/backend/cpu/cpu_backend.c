@@ -135,6 +135,23 @@ static void cpu_mem_free(void *p) { free(p); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static void cpu_fill_zero(void *dst, size_t bytes) { memset(dst, 0, bytes); }
 
+/* The CPU computes in float32 only: a conversion is a copy. */
+static void cpu_convert(dpt_tensor *dst, const dpt_tensor *src) {
+    DPT_CHECK_LIB("cpu", dst->dtype == DT_F32 && src->dtype == DT_F32 && tensor_numel(dst) == tensor_numel(src),
+                  "convert", "the CPU back end holds activations in f32 only (%s -> %s)", dtype_name(src->dtype),
+                  dtype_name(dst->dtype));
+    if (dst->data != src->data) memcpy(dst->data, src->data, tensor_bytes(src));
+}
+
+static int cpu_all_finite(const float *x, int64_t n) {
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n > CPU_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) bad |= !(x[i] - x[i] == 0.0f); /* NaN and +-Inf give NaN */
+    return !bad;
+}
+
+static void cpu_synchronize(void) {}
+
 const dpt_backend *backend_cpu(void) {
     static dpt_backend be;
     static bool filled;
@@ -143,6 +160,11 @@ const dpt_backend *backend_cpu(void) {
         be.name = "cpu";
         be.device = DEV_CPU;
         be.act_layout = LAYOUT_NHWC;
+        be.precision = PREC_FP32;
+        be.act_dtype = DT_F32;
+        be.convert = cpu_convert;
+        be.all_finite = cpu_all_finite;
+        be.synchronize = cpu_synchronize;
         be.set_threads = cpu_set_threads;
         be.get_threads = cpu_get_threads;
         be.mem_alloc = cpu_mem_alloc;
