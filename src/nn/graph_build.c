@@ -90,8 +90,9 @@ int nn_norm_finish(nn_graph *g, int node, int x, bool relu) {
     nd->buffer[1] = nn_add_buffer(g, nd->name, "running_var", c, 1.0f);
     nd->nbuffer = 2;
     int out = nn_finish_node(g, node, c, s.shape[2], s.shape[3]);
-    /* Batch statistics saved for backward. */
-    int m = nn_add_value(g, node, 1, c, 1, 1), v = nn_add_value(g, node, 1, c, 1, 1);
+    /* Batch statistics saved for backward: float32 in every precision, as the statistics are. */
+    const dpt_tensor st = tensor_1d(NULL, DT_F32, c);
+    int m = nn_add_value_t(g, node, &st), v = nn_add_value_t(g, node, &st);
     g->nodes[node].saved[0] = m;
     g->nodes[node].saved[1] = v;
     return out;
