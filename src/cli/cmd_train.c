@@ -17,12 +17,14 @@ typedef struct run_args {
     const char *sets[256];
     int nsets;
     int batches, repeats; /* bench loader */
+    bench_step_opts step; /* bench step */
     char *rest[64];       /* sample: the options after CONFIG */
     int nrest;
 } run_args;
 
 static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
     memset(a, 0, sizeof *a);
+    a->step = (bench_step_opts){.steps = 20, .warmup = 5, .size = 224, .channels = 3, .classes = 1000};
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         bool has_value = i + 1 < argc;
@@ -44,6 +46,18 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
             int v = has_value ? atoi(argv[i + 1]) : 0;
             if (v < 1 || v > 1000000) return dpt_error(DPT_ERR_ARG, "%s needs a count in [1, 1000000]", s);
             *(!strcmp(s, "--batches") ? &a->batches : &a->repeats) = v;
+            i++;
+        } else if (!strcmp(cmd, "bench step") && !strcmp(s, "--profile")) {
+            a->step.profile = true;
+        } else if (!strcmp(cmd, "bench step") && (!strcmp(s, "--steps") || !strcmp(s, "--warmup") ||
+                                                  !strcmp(s, "--size") || !strcmp(s, "--channels") ||
+                                                  !strcmp(s, "--classes"))) {
+            const int v = has_value ? atoi(argv[i + 1]) : -1, lo = !strcmp(s, "--warmup") ? 0 : 1;
+            if (v < lo || v > 100000) return dpt_error(DPT_ERR_ARG, "bench step: %s needs a count in [%d, 100000]", s, lo);
+            int *f[] = {&a->step.steps, &a->step.warmup, &a->step.size, &a->step.channels, &a->step.classes};
+            const char *names[] = {"--steps", "--warmup", "--size", "--channels", "--classes"};
+            for (int k = 0; k < 5; k++)
+                if (!strcmp(s, names[k])) *f[k] = v;
             i++;
         } else if (!strcmp(cmd, "sample") && a->config) {
             if (a->nrest == 64) return dpt_error(DPT_ERR_ARG, "sample: too many arguments");
@@ -90,6 +104,8 @@ static int run(int argc, char **argv, const char *cmd) {
                                                : train_classifier(&cfg, a.out, a.resume);
     } else if (!strcmp(cmd, "sample")) {
         rc = sample_gan(&cfg, a.nrest, a.rest);
+    } else if (!strcmp(cmd, "bench step")) {
+        rc = bench_step(&cfg, &a.step);
     } else if (!strcmp(cmd, "bench loader")) {
         rc = bench_loader(&cfg, a.batches ? a.batches : 40, a.repeats ? a.repeats : 3);
     } else if (!strcmp(cfg.model.name, "biggan")) {
@@ -111,7 +127,10 @@ int cmd_sample(int argc, char **argv) { return run(argc, argv, "sample"); }
 int cmd_bench(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "loader")) return run(argc - 1, argv + 1, "bench loader");
     if (argc >= 1 && !strcmp(argv[0], "allreduce")) return cmd_bench_allreduce(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "step")) return run(argc - 1, argv + 1, "bench step");
     fprintf(stderr, "usage: dptrain bench loader CONFIG [--batches N] [--repeats R] [--set section.key=value ...]\n"
+                    "       dptrain bench step CONFIG [--size 224] [--channels 3] [--classes 1000] [--steps 20] "
+                    "[--warmup 5] [--profile] [--set ...]\n"
                     "       dptrain bench allreduce [--backend mpi] [--min 8] [--max 256M] [--dtype fp32|bf16] "
                     "[--warmup 5] [--iters 20]\n");
     return 2;

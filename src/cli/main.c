@@ -28,6 +28,7 @@ static void usage(FILE *f) {
             "  data inspect FILE.h5\n"
             "        counts, shapes, classes, storage and chunking of a split\n"
             "  bench loader CONFIG [--batches N] [--repeats R] [--set ...]\n"
+            "  bench step CONFIG [--size 224] [--channels 3] [--classes 1000] [--steps 20] [--warmup 5] [--profile] [--set ...]\n"
             "        images/s the loader delivers from the config's training split\n"
             "  bench allreduce [--backend mpi|nccl] [--min 8] [--max 256M] [--dtype fp32|bf16] [--warmup 5] [--iters 20]\n"
             "        size, time, algbw and busbw of the gradient allreduce, like nccl-tests; every size verified exactly\n"

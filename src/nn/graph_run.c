@@ -150,6 +150,13 @@ static void forward_gan(nn_graph *g, nn_node *nd, dpt_tensor *out, bool train) {
     }
 }
 
+/* The clock of the per-node profile: a device's queued work is waited for first, so that each
+ * node is charged its own time (profiling serialises the GPU). */
+static double prof_clock(const nn_graph *g) {
+    g->be->synchronize();
+    return timer_now();
+}
+
 void nn_forward(nn_graph *g, const float *x, bool train) {
     const dpt_backend *be = g->be;
     forward_prepare(g, x);
@@ -157,7 +164,7 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
     for (int i = 0; i < g->nnodes; i++) {
         nn_node *nd = &g->nodes[i];
         dpt_tensor *out = val(g, nd->out);
-        double t0 = g->profile && train ? timer_now() : 0.0;
+        double t0 = g->profile && train ? prof_clock(g) : 0.0;
         switch (nd->kind) {
         case NN_INPUT: break;
         case NN_CONV: be->conv2d_forward(nd->op, out, val(g, nd->in[0]), sn_weight(g, nd, train), pval(g, nd, 1)); break;
@@ -180,7 +187,7 @@ void nn_forward(nn_graph *g, const float *x, bool train) {
         case NN_SCALE: be->scale_forward(out, val(g, nd->in[0]), nd->a.scale.alpha); break;
         default: forward_gan(g, nd, out, train); break;
         }
-        if (g->profile && train) g->t_fwd[i] += timer_now() - t0;
+        if (g->profile && train) g->t_fwd[i] += prof_clock(g) - t0;
     }
 }
 
@@ -326,7 +333,7 @@ static void backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, 
         }
         dpt_tensor *out = val(g, nd->out);
         int x = nd->nin > 0 ? nd->in[0] : -1;
-        double t0 = g->profile ? timer_now() : 0.0;
+        double t0 = g->profile ? prof_clock(g) : 0.0;
         bool acc0 = nd->accumulate_in[0];
         switch (nd->kind) {
         case NN_INPUT: break;
@@ -373,7 +380,7 @@ static void backward(nn_graph *g, bool param_accumulate, nn_backward_hook hook, 
             break;
         default: backward_gan(g, nd, dout, param_accumulate); break;
         }
-        if (g->profile) g->t_bwd[i] += timer_now() - t0;
+        if (g->profile) g->t_bwd[i] += prof_clock(g) - t0;
         if (hook) hook(ctx, i);
     }
 }

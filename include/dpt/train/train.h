@@ -18,4 +18,13 @@ int eval_classifier(const dpt_config *cfg, const char *weights_path);
  * `repeats` times; prints the median. */
 int bench_loader(const dpt_config *cfg, int batches, int repeats);
 
+/* dptrain bench step: timed training steps of the config's model (model.*, train.batch_size as
+ * this process's batch, train.device and train.precision) on synthetic size x size images. */
+typedef struct bench_step_opts {
+    int steps, warmup;            /* timed steps after warm-up steps */
+    int size, channels, classes;  /* synthetic input and label range */
+    bool profile;                 /* per-layer table */
+} bench_step_opts;
+int bench_step(const dpt_config *cfg, const bench_step_opts *o);
+
 #endif

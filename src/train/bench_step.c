@@ -1,0 +1,111 @@
+/* dptrain bench step: training steps of the config's model on synthetic data (no data files, no
+ * loader): forward, loss, backward and the optimizer update on this rank's device, timed per
+ * phase with the device waited for at each boundary. Medians over --steps after --warmup. With
+ * --profile, the per-layer table of the graph profiler (which serialises the device, so its
+ * total exceeds the step time). One process: a step benchmark, not a scaling one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt/backend/cuda.h"
+#include "dpt/core/log.h"
+#include "dpt/core/rng.h"
+#include "dpt/core/timer.h"
+#include "dpt/train/train.h"
+#include "train_internal.h"
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
+    run_ctx rc, *r = &rc;
+    memset(r, 0, sizeof *r);
+    run_setup_threads(r, cfg);
+    if (r->ci->world != 1) {
+        if (r->ci->rank == 0) log_error("bench step runs on one process (it measures a step, not scaling)");
+        return 2;
+    }
+    if (!run_agree(run_select_backend(r, cfg))) return 1;
+    const int batch = (int)cfg->train.batch_size.value[0];
+    const model_spec spec = {.name = cfg->model.name,
+                             .in_channels = o->channels,
+                             .height = o->size,
+                             .width = o->size,
+                             .num_classes = o->classes,
+                             .width_base = (int)cfg->model.width,
+                             .batchnorm = strcmp(cfg->model.norm, "batch") == 0,
+                             .zero_init_residual = cfg->model.zero_init_residual};
+    nn_graph *g = nn_graph_create(r->be, batch);
+    int logits = -1;
+    dpt_status st = model_build(g, &spec, &logits);
+    if (st == DPT_OK) st = nn_graph_finalize(g, logits);
+    if (st != DPT_OK) {
+        log_error("%s", dpt_error_message());
+        nn_graph_destroy(g);
+        return 1;
+    }
+    nn_init_params(g, (uint64_t)cfg->train.seed);
+    dpt_optimizer opt;
+    optimizer_init(&opt, g, cfg);
+
+    /* Synthetic batch: uniform pixels in the back end's layout (values do not matter for time). */
+    const int64_t px = (int64_t)batch * o->channels * o->size * o->size;
+    float *x = dpt_xmalloc((size_t)px * sizeof(float));
+    for (int64_t i = 0; i < px; i++) x[i] = (float)(i % 255) / 127.5f - 1.0f;
+    int32_t *y = dpt_xmalloc((size_t)batch * sizeof(int32_t));
+    for (int i = 0; i < batch; i++) y[i] = i % o->classes;
+
+    log_info("bench step: %s, batch %d, %dx%dx%d synthetic, %s (%s), %lld parameters, %d warm-up + %d timed steps",
+             spec.name, batch, o->channels, o->size, o->size, r->be->name,
+             r->gpu >= 0 ? backend_cuda_describe() : backend_cpu_describe(), (long long)nn_param_count(g), o->warmup,
+             o->steps);
+    double *t_step = dpt_xcalloc((size_t)o->steps, sizeof(double)), *t_fwd = dpt_xcalloc((size_t)o->steps, sizeof(double));
+    double *t_bwd = dpt_xcalloc((size_t)o->steps, sizeof(double)), *t_upd = dpt_xcalloc((size_t)o->steps, sizeof(double));
+    double loss = 0.0;
+    for (int s = 0; s < o->warmup + o->steps; s++) {
+        if (o->profile && s == o->warmup) nn_graph_profile(g, true);
+        r->be->synchronize();
+        const double t0 = timer_now();
+        nn_forward(g, x, true);
+        loss = nn_loss(g, y, 0.0f, 1.0f / (float)batch, batch);
+        r->be->synchronize();
+        const double t1 = timer_now();
+        nn_backward(g, false, NULL, NULL);
+        r->be->synchronize();
+        const double t2 = timer_now();
+        optimizer_step(&opt, g, 0.01f, 0.9f, 1.0f);
+        r->be->synchronize();
+        const double t3 = timer_now();
+        if (s >= o->warmup) {
+            const int k = s - o->warmup;
+            t_step[k] = t3 - t0;
+            t_fwd[k] = t1 - t0;
+            t_bwd[k] = t2 - t1;
+            t_upd[k] = t3 - t2;
+        }
+    }
+    const double ms = 1e3 * median(t_step, o->steps);
+    log_info("step: median %.2f ms, %.1f img/s (forward+loss %.2f ms, backward %.2f ms, update %.2f ms); last loss "
+             "%.4f",
+             ms, 1e3 * batch / ms, 1e3 * median(t_fwd, o->steps), 1e3 * median(t_bwd, o->steps),
+             1e3 * median(t_upd, o->steps), loss / batch);
+    printf("RESULT bench_step model=%s batch=%d size=%d backend=%s median_ms=%.3f img_s=%.2f\n", spec.name, batch,
+           o->size, r->be->name, ms, 1e3 * batch / ms);
+    if (o->profile) nn_graph_profile_report(g, log_info);
+    free(t_step);
+    free(t_fwd);
+    free(t_bwd);
+    free(t_upd);
+    free(x);
+    free(y);
+    optimizer_free(&opt);
+    nn_graph_destroy(g);
+    return 0;
+}
