@@ -81,6 +81,15 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
 
 static dpt_status load(const run_args *a, dpt_config *cfg) {
     config_defaults(cfg);
+    /* DPT_DEVICE sets the default of train.device (the test suite pins its runs to the CPU with
+     * it on machines that have a GPU); the config file and --set still override it. */
+    const char *dev = getenv("DPT_DEVICE");
+    if (dev && *dev) {
+        char set[64];
+        snprintf(set, sizeof set, "train.device=%s", dev);
+        if (config_apply_override(cfg, set) != DPT_OK)
+            return dpt_error(DPT_ERR_CONFIG, "DPT_DEVICE='%s': train.device is one of auto|cpu|cuda", dev);
+    }
     DPT_TRY(config_load_file(cfg, a->config));
     for (int i = 0; i < a->nsets; i++) DPT_TRY(config_apply_override(cfg, a->sets[i]));
     return DPT_OK;

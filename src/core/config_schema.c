@@ -146,7 +146,8 @@ static const cfg_key schema[] = {
      "the run"},
     {"train", "device", CFG_ENUM, F(train, device), "auto", 0, 0, false, "auto|cpu|cuda",
      "compute device: cuda is the GPU of this rank's place on its node (local rank); auto takes it when this "
-     "dptrain has the CUDA back end and a GPU is visible, else the CPU"},
+     "dptrain has the CUDA back end, a GPU is visible and the run has one rank, else the CPU; the environment "
+     "variable DPT_DEVICE changes the default"},
     {"train", "precision", CFG_ENUM, F(train, precision), "auto", 0, 0, false, "auto|fp32|tf32|bf16|fp16",
      "arithmetic of activations (parameters stay fp32 master weights): auto is bf16 on a GPU and fp32 on the "
      "CPU, which computes in fp32 only; tf32 runs fp32 convolutions and GEMMs on tensor cores; fp16 scales the "

@@ -169,7 +169,9 @@ dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg) {
     const char *dev = cfg->train.device, *prec = cfg->train.precision;
     char why[256] = "";
     const int visible = strcmp(dev, "cpu") ? cuda_device_count(why, sizeof why) : 0;
-    const bool cuda = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && visible > 0);
+    /* auto takes the GPU for one process; several ranks stay on the CPU until the gradient
+     * allreduce of device buffers exists (an explicit cuda is refused below). */
+    const bool cuda = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && visible > 0 && r->ci->world == 1);
     if (!cuda) {
         if (strcmp(prec, "auto") && strcmp(prec, "fp32"))
             return dpt_error(DPT_ERR_CONFIG,
@@ -279,7 +281,11 @@ void run_make_loaders(run_ctx *r, bool train) {
         .std = r->train.std,
         .layout = r->g ? r->g->layout : LAYOUT_NHWC,
     };
-    loader_opts lo = {.batch = r->local_batch, .depth = (int)cfg->data.prefetch, .workers = r->workers};
+    loader_opts lo = {.batch = r->local_batch,
+                      .depth = (int)cfg->data.prefetch,
+                      .workers = r->workers,
+                      .alloc = r->be->host_alloc, /* pinned batches when the back end is a GPU */
+                      .release = r->be->host_free};
     for (int k = 0; k < r->nphases; k++) {
         if (r->phases[k].h > lo.max_h) lo.max_h = r->phases[k].h;
         if (r->phases[k].w > lo.max_w) lo.max_w = r->phases[k].w;

@@ -1,6 +1,6 @@
 # Device and precision selection, and dynamic loss scaling.
 #   - `dptrain info` has its CUDA section (built or not, and the GPUs or why there are none);
-#   - a precision other than fp32 on the CPU, train.device = cuda without a usable GPU (on 1 and
+#   - a bad DPT_DEVICE (the default of train.device), a precision other than fp32 on the CPU, train.device = cuda without a usable GPU (on 1 and
 #     2 ranks: one message, non-zero exit, no hang) and a GAN on the GPU are refused by name;
 #   - dynamic loss scaling on the CPU (train.loss_scale = dynamic): an overflow of the scaled
 #     gradient (made by the inf_grad fault on one rank of 2 at steps 3-5; a real scale cannot be
@@ -24,6 +24,8 @@ else
 fi
 expect_fail "bf16 on the CPU" "train.precision = bf16 needs the CUDA back end" \
     "$DPTRAIN" train "$CFG" --out "$D/x" --set train.device=cpu --set train.precision=bf16
+expect_fail "bad DPT_DEVICE" "DPT_DEVICE='gpu': train.device is one of auto|cpu|cuda" \
+    env DPT_DEVICE=gpu "$DPTRAIN" train "$CFG" --out "$D/x"
 expect_fail "unknown precision" "train.precision = 'fp8'" \
     "$DPTRAIN" train "$CFG" --out "$D/x" --set train.precision=fp8
 expect_fail "GAN on the GPU" "trains on the CPU back end in fp32" \

@@ -261,6 +261,10 @@ typedef struct dpt_backend {
     void (*copy_to_device)(void *dst, const void *src, size_t bytes);
     void (*copy_to_host)(void *dst, const void *src, size_t bytes);
     void (*fill_zero)(void *dst, size_t bytes);
+    /* Page-locked host memory for buffers the device copies from (the loader's batches), whose
+     * copies run at full bus speed; NULL on the CPU (plain memory serves). */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
     /* dst = src converted between float32 and the activation dtype (either way, same numel,
      * both on the device). Graph inputs arrive as float32 from the host. */
     void (*convert)(dpt_tensor *dst, const dpt_tensor *src);

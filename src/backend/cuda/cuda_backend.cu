@@ -79,6 +79,18 @@ static void copy_to_host(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaStreamSynchronize(cu_stream()));
 }
 
+static void *host_alloc(size_t bytes) {
+    void *p = NULL;
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+    DPT_CHECK_LIB("CUDA", e == cudaSuccess, "cudaMallocHost", "%.1f MiB of pinned host memory: %s",
+                  (double)bytes / (1 << 20), cudaGetErrorString(e));
+    return p;
+}
+
+static void host_free(void *p) {
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+}
+
 static void fill_zero(void *dst, size_t bytes) { CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cu_stream())); }
 
 static void synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(cu_stream())); }
@@ -186,6 +198,8 @@ const dpt_backend *backend_cuda(dpt_precision precision) {
     be->copy_to_device = copy_to_device;
     be->copy_to_host = copy_to_host;
     be->fill_zero = fill_zero;
+    be->host_alloc = host_alloc;
+    be->host_free = host_free;
     be->convert = convert;
     be->all_finite = all_finite;
     be->synchronize = synchronize;
