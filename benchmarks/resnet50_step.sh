@@ -18,12 +18,16 @@ THREADS=$(nproc)
 echo "== $(date -u +%F) $(hostname): ResNet-50 step, batch $BATCH, ${SIZE}px, $PREC on $DEVICE, $STEPS steps after $WARMUP"
 [ "$DEVICE" = cuda ] && nvidia-smi
 "$DPTRAIN" info
-d=$(OMP_NUM_THREADS=$THREADS "$DPTRAIN" bench step "$ROOT/configs/imagenet-resnet50.ini" --size "$SIZE" \
+OMP_NUM_THREADS=$THREADS "$DPTRAIN" bench step "$ROOT/configs/imagenet-resnet50.ini" --size "$SIZE" \
     --steps "$STEPS" --warmup "$WARMUP" --set train.batch_size="$BATCH" --set train.device="$DEVICE" \
-    --set train.precision="$PREC" ${PROFILE:+--profile} 2>&1 | tee /dev/stderr | grep '^RESULT')
-t=$(OMP_NUM_THREADS=$THREADS "$PYTHON" "$ROOT/benchmarks/peer/torch_resnet50_step.py" --batch "$BATCH" \
+    --set train.precision="$PREC" --set train.progress=off ${PROFILE:+--profile} >"$RUNS/dptrain.txt" 2>&1
+cat "$RUNS/dptrain.txt"
+OMP_NUM_THREADS=$THREADS "$PYTHON" "$ROOT/benchmarks/peer/torch_resnet50_step.py" --batch "$BATCH" \
     --size "$SIZE" --steps "$STEPS" --warmup "$WARMUP" --device "$DEVICE" --precision "$PREC" \
-    --threads "$THREADS" 2>&1 | tee /dev/stderr | grep '^RESULT')
+    --threads "$THREADS" >"$RUNS/torch.txt" 2>&1
+cat "$RUNS/torch.txt"
+d=$(grep '^RESULT' "$RUNS/dptrain.txt")
+t=$(grep '^RESULT' "$RUNS/torch.txt")
 di=$(sed -E 's/.*img_s=([0-9.]+).*/\1/' <<<"$d")
 ti=$(sed -E 's/.*img_s=([0-9.]+).*/\1/' <<<"$t")
 echo "dptrain $di img/s, PyTorch $ti img/s: ratio $(awk -v a="$di" -v b="$ti" 'BEGIN { printf "%.3f", a / b }')x (median step)"
