@@ -22,27 +22,9 @@
 #include <string.h>
 
 #ifndef DPT_CUDA_EMU
-#include <cublas_v2.h>
-#include <cudnn.h>
-#endif
-
-#include "cuda_internal.h"
-
-#ifndef DPT_CUDA_EMU
-#define CUDNN_CHECK(expr)                                                                                    \
-    do {                                                                                                     \
-        cudnnStatus_t cudnn_s_ = (expr);                                                                     \
-        DPT_CHECK_LIB("cuDNN", cudnn_s_ == CUDNN_STATUS_SUCCESS, #expr, "device %d: %s", cu_ctx_get()->device, \
-                      cudnnGetErrorString(cudnn_s_));                                                        \
-    } while (0)
-
-#define CUBLAS_CHECK(expr)                                                                               \
-    do {                                                                                                 \
-        cublasStatus_t cublas_s_ = (expr);                                                               \
-        DPT_CHECK_LIB("cuBLAS", cublas_s_ == CUBLAS_STATUS_SUCCESS, #expr, "device %d: %s",              \
-                      cu_ctx_get()->device, cublasGetStatusString(cublas_s_));                           \
-    } while (0)
+#include "cuda_libs.h"
 #else
+#include "cuda_internal.h"
 /* The naive stand-ins for cuDNN's three calls (cuda_emu_dnn.cpp); weights KRSC in dtype dt. */
 void emu_conv_forward(const be_conv_desc *d, dpt_dtype dt, void *y, const void *x, const void *w);
 void emu_conv_backward_data(const be_conv_desc *d, dpt_dtype dt, void *dx, bool accumulate, const void *dy,

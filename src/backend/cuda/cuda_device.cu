@@ -1,12 +1,10 @@
 /* Device set-up, the library handles and the versions `dptrain info` prints (real build). */
 #include <cublasLt.h>
-#include <cublas_v2.h>
-#include <cudnn.h>
 #include <nccl.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cuda_internal.h"
+#include "cuda_libs.h"
 
 bool cuda_built(void) { return true; }
 
@@ -37,21 +35,16 @@ void cuda_init(int device) {
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     cublasHandle_t blas;
-    cublasStatus_t bs = cublasCreate(&blas);
-    DPT_CHECK_LIB("cuBLAS", bs == CUBLAS_STATUS_SUCCESS, "cublasCreate", "%s", cublasGetStatusString(bs));
-    bs = cublasSetStream(blas, c->stream);
-    DPT_CHECK_LIB("cuBLAS", bs == CUBLAS_STATUS_SUCCESS, "cublasSetStream", "%s", cublasGetStatusString(bs));
+    CUBLAS_CHECK(cublasCreate(&blas));
+    CUBLAS_CHECK(cublasSetStream(blas, c->stream));
     c->blas = blas;
     cudnnHandle_t dnn;
-    cudnnStatus_t ds = cudnnCreate(&dnn);
-    DPT_CHECK_LIB("cuDNN", ds == CUDNN_STATUS_SUCCESS, "cudnnCreate", "%s", cudnnGetErrorString(ds));
-    ds = cudnnSetStream(dnn, c->stream);
-    DPT_CHECK_LIB("cuDNN", ds == CUDNN_STATUS_SUCCESS, "cudnnSetStream", "%s", cudnnGetErrorString(ds));
+    CUDNN_CHECK(cudnnCreate(&dnn));
+    CUDNN_CHECK(cudnnSetStream(dnn, c->stream));
     c->dnn = dnn;
     cu_ctx_buffers();
     cu_workspace_reserve(32u << 20); /* cuBLAS's and small cuDNN algorithms' needs */
-    bs = cublasSetWorkspace(blas, c->workspace, c->workspace_bytes);
-    DPT_CHECK_LIB("cuBLAS", bs == CUBLAS_STATUS_SUCCESS, "cublasSetWorkspace", "%s", cublasGetStatusString(bs));
+    CUBLAS_CHECK(cublasSetWorkspace(blas, c->workspace, c->workspace_bytes));
 }
 
 static void version_text(char *buf, size_t size, int v, int major_div, int minor_div) {

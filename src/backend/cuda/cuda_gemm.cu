@@ -5,16 +5,7 @@
  * C^T column-major, which is C row-major. Real build only; the emulated back end has loops
  * (cuda_emu_dnn.cpp). The handle is bound to the context's stream and workspace (cuda_device.cu;
  * ops that grow the workspace re-bind it). */
-#include <cublas_v2.h>
-
-#include "cuda_internal.h"
-
-#define CUBLAS_CHECK(expr)                                                                                \
-    do {                                                                                                  \
-        cublasStatus_t cublas_s_ = (expr);                                                                \
-        DPT_CHECK_LIB("cuBLAS", cublas_s_ == CUBLAS_STATUS_SUCCESS, #expr, "device %d: %s",               \
-                      cu_ctx_get()->device, cublasGetStatusString(cublas_s_));                            \
-    } while (0)
+#include "cuda_libs.h"
 
 static cudaDataType blas_type(dpt_dtype dt) {
     switch (dt) {
