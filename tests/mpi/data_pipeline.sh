@@ -71,6 +71,7 @@ for cfg in "$SRC"/configs/imagenet-resnet*.ini; do
     fi
 done
 # BigGAN-128's config trains on a JPEG split (decoded and resized to 128 px): one step at ch 8.
+rm -rf "$TESTRUNS/biggan128"
 out=$(mpi 2 "$DPTRAIN" train "$SRC/configs/imagenet-biggan128.ini" --out "$TESTRUNS/biggan128" --set data.train="$D/train.h5" \
     --set gan.ch=8 --set train.batch_size=4 --set train.max_steps=1 --set gan.fid_weights= --set gan.sample_every=0 \
     --set train.threads=1 2>&1)
