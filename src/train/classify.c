@@ -116,6 +116,14 @@ static ckpt_meta make_meta(const run_ctx *r, const loop_state *ls, int64_t epoch
     return m;
 }
 
+/* Copies float32 device memory within the back end (queued on a GPU, no host wait). */
+static void copy_floats(const dpt_backend *be, void *dst, const void *src, size_t bytes) {
+    dpt_tensor d = tensor_1d(dst, DT_F32, (int64_t)(bytes / sizeof(float)));
+    dpt_tensor s = tensor_1d((void *)src, DT_F32, d.shape[0]);
+    d.device = s.device = be->device;
+    be->convert(&d, &s);
+}
+
 /* The per-step agreement, one small allreduce after the gradients': the step number (a rank that
  * missed a collective is named instead of corrupting the sums), the lowest rank with a
  * non-finite loss, whether the summed gradient is finite, and a pending stop signal. */
@@ -292,7 +300,9 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     double t_fwd = 0, t_bwd = 0, t_comm = 0, t_agree = 0, t_upd = 0, t_data = 0;
     const float smoothing = (float)cfg->train.label_smoothing;
     const size_t buf_bytes = g->buffer_arena.size;
-    float *buf_snapshot = buf_bytes ? dpt_xmalloc(buf_bytes) : NULL; /* buffers before the step: a skip restores them */
+    /* The buffers before the step, which a skip restores; in the back end's memory, so that
+     * taking the snapshot costs the GPU no host round trip per step. */
+    void *buf_snapshot = buf_bytes ? g->be->mem_alloc(buf_bytes) : NULL;
     FILE *timeline = cfg->train.profile && rank == 0 ? open_timeline(out_dir) : NULL;
     double t_in_flight = 0.0;
 
@@ -341,7 +351,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             double t1 = timer_now();
             schedule_at(&r->sched, (double)epoch + (double)s / (double)spe, 1.0 / (double)spe, r->global_batch, &ls.lr,
                         &ls.mom);
-            if (buf_snapshot) g->be->copy_to_host(buf_snapshot, g->buffer_arena.base, buf_bytes);
+            if (buf_snapshot) copy_floats(g->be, buf_snapshot, g->buffer_arena.base, buf_bytes);
             /* Gradients of the global batch's mean loss (summing across ranks averages), times the
              * loss scale S, which the update divides out again. */
             const double S = loss_scaler_scale(&ls.scaler);
@@ -369,19 +379,18 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             double t4 = timer_now();
             step_verdict v = agree_step(r, step_no, step_loss);
             double t4b = timer_now();
-            const bool overflow = v.skip && v.bad_rank < 0 && loss_scaler_is_overflow(&ls.scaler, !v.bad_grad);
-            if (overflow) {
-                /* The scaled gradient overflowed: not a bad step, a too-large S. */
-                if (buf_snapshot) g->be->copy_to_device(g->buffer_arena.base, buf_snapshot, buf_bytes);
+            if (v.skip) {
+                /* Every rank reached the same verdict: nobody updates, the BatchNorm running
+                 * statistics the bad batch touched are put back. */
+                if (buf_snapshot) copy_floats(g->be, g->buffer_arena.base, buf_snapshot, buf_bytes);
                 ls.skipped++;
+            }
+            if (v.skip && v.bad_rank < 0 && loss_scaler_is_overflow(&ls.scaler, !v.bad_grad)) {
+                /* The scaled gradient overflowed: not a bad step, a too-large S. */
                 loss_scaler_update(&ls.scaler, true);
                 log_info("step %lld: the scaled gradient overflowed; step skipped, loss scale %g -> %g",
                          (long long)step_no, S, loss_scaler_scale(&ls.scaler));
             } else if (v.skip) {
-                /* Every rank reached the same verdict: nobody updates, the BatchNorm running
-                 * statistics the bad batch touched are put back. */
-                if (buf_snapshot) g->be->copy_to_device(g->buffer_arena.base, buf_snapshot, buf_bytes);
-                ls.skipped++;
                 ls.in_a_row++;
                 char who[64];
                 if (v.bad_rank >= 0)
@@ -500,7 +509,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         if (last) break;
     }
     loader_stop(r->train_loader);
-    free(buf_snapshot);
+    if (buf_snapshot) g->be->mem_free(buf_snapshot);
     if (timeline) fclose(timeline);
     const double total_s = timer_now() - ls.t_run0;
     const int64_t global_step = ls.global_step;

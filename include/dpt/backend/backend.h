@@ -266,7 +266,7 @@ typedef struct dpt_backend {
     void *(*host_alloc)(size_t bytes);
     void (*host_free)(void *p);
     /* dst = src converted between float32 and the activation dtype (either way, same numel,
-     * both on the device). Graph inputs arrive as float32 from the host. */
+     * both on the device; equal dtypes: a copy). Graph inputs arrive as float32 from the host. */
     void (*convert)(dpt_tensor *dst, const dpt_tensor *src);
     /* 1 when every value of x[0..n) (float32, on the device) is finite, else 0: the dynamic loss
      * scaler's overflow test over the gradient arena. */
