@@ -14,6 +14,7 @@ int bench_loader(const dpt_config *cfg, int batches, int repeats) {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
     r->ci = comm_get();
+    r->be = backend_cpu(); /* the loader alone: plain batch memory */
     if (r->ci->rank != 0) return 0;
     dataset_opts dopt = {.subset = cfg->data.train_subset,
                          .max_bytes = cfg->data.max_memory_mb << 20,

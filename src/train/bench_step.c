@@ -14,16 +14,6 @@
 #include "dpt/train/train.h"
 #include "train_internal.h"
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
     run_ctx rc, *r = &rc;
     memset(r, 0, sizeof *r);
@@ -91,11 +81,11 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
             t_upd[k] = t3 - t2;
         }
     }
-    const double ms = 1e3 * median(t_step, o->steps);
+    const double ms = 1e3 * timer_median(t_step, o->steps);
     log_info("step: median %.2f ms, %.1f img/s (forward+loss %.2f ms, backward %.2f ms, update %.2f ms); last loss "
              "%.4f",
-             ms, 1e3 * batch / ms, 1e3 * median(t_fwd, o->steps), 1e3 * median(t_bwd, o->steps),
-             1e3 * median(t_upd, o->steps), loss / batch);
+             ms, 1e3 * batch / ms, 1e3 * timer_median(t_fwd, o->steps), 1e3 * timer_median(t_bwd, o->steps),
+             1e3 * timer_median(t_upd, o->steps), loss / batch);
     printf("RESULT bench_step model=%s batch=%d size=%d backend=%s median_ms=%.3f img_s=%.2f\n", spec.name, batch,
            o->size, r->be->name, ms, 1e3 * batch / ms);
     if (o->profile) nn_graph_profile_report(g, log_info);

@@ -284,9 +284,8 @@ void run_make_loaders(run_ctx *r, bool train) {
     loader_opts lo = {.batch = r->local_batch,
                       .depth = (int)cfg->data.prefetch,
                       .workers = r->workers,
-                      /* pinned batches when the back end is a GPU (bench loader has none) */
-                      .alloc = r->be ? r->be->host_alloc : NULL,
-                      .release = r->be ? r->be->host_free : NULL};
+                      .alloc = r->be->host_alloc, /* pinned batches when the back end is a GPU */
+                      .release = r->be->host_free};
     for (int k = 0; k < r->nphases; k++) {
         if (r->phases[k].h > lo.max_h) lo.max_h = r->phases[k].h;
         if (r->phases[k].w > lo.max_w) lo.max_w = r->phases[k].w;

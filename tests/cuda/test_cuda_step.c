@@ -17,16 +17,6 @@ typedef struct tolerances {
     double loss, grads, worst_param, stats;
 } tolerances;
 
-static double rel(const float *a, const float *b, int64_t n) {
-    double num = 0.0, den = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return sqrt(num) / (den > 0.0 ? sqrt(den) : 1e-30);
-}
-
 static nn_graph *build(const dpt_backend *be, const model_spec *s, int n) {
     nn_graph *g = nn_graph_create(be, n);
     int logits = -1;
@@ -76,7 +66,7 @@ static void first_divergence(nn_graph *gc, nn_graph *gg, double tol) {
             continue;
         }
         nn_read_value(gg, v, b);
-        const double e = rel(b, a, n);
+        const double e = tu_rel_error_ff(b, a, n);
         free(a);
         free(b);
         if (e > tol) {
@@ -95,7 +85,7 @@ static void step_case(const char *name, int width, int n, int hw, dpt_precision 
     nn_graph *gc = build(backend_cpu(), &s, n), *gg = build(gpu, &s, n);
     TU_CHECK(gc->param_arena.size == gg->param_arena.size, "%s: parameter arenas differ", name);
     float *pc = arena_host(gc, &gc->param_arena), *pg = arena_host(gg, &gg->param_arena);
-    TU_CHECK(rel(pg, pc, (int64_t)(gc->param_arena.size / 4)) == 0.0, "%s: initial parameters differ", name);
+    TU_CHECK(tu_rel_error_ff(pg, pc, (int64_t)(gc->param_arena.size / 4)) == 0.0, "%s: initial parameters differ", name);
     free(pc);
     free(pg);
 
@@ -118,7 +108,7 @@ static void step_case(const char *name, int width, int n, int hw, dpt_precision 
              el, tol.loss);
 
     float *dc = arena_host(gc, &gc->grad_arena), *dg = arena_host(gg, &gg->grad_arena);
-    const double eg = rel(dg, dc, (int64_t)(gc->grad_arena.size / 4));
+    const double eg = tu_rel_error_ff(dg, dc, (int64_t)(gc->grad_arena.size / 4));
     double worst = 0.0;
     const char *worst_name = "";
     int nonfinite = 0;
@@ -126,7 +116,7 @@ static void step_case(const char *name, int width, int n, int hw, dpt_precision 
         const nn_param *p = &gc->params[i];
         const float *a = dg + p->offset / 4, *b = dc + p->offset / 4;
         for (int64_t j = 0; j < p->numel; j++) nonfinite += !isfinite(a[j]);
-        const double e = rel(a, b, p->numel);
+        const double e = tu_rel_error_ff(a, b, p->numel);
         /* Weights only: a BatchNorm's dgamma and dbeta are sums of dy (times x-hat) over the batch
          * that nearly cancel, so their relative error in reduced precision says little. */
         if (p->value.ndim >= 2 && e > worst) {
@@ -139,7 +129,7 @@ static void step_case(const char *name, int width, int n, int hw, dpt_precision 
     TU_CHECK(worst <= tol.worst_param, "%s %s: weight gradient of %s rel %.2e > %.0e", name, gpu->name, worst_name, worst,
              tol.worst_param);
     float *bc = arena_host(gc, &gc->buffer_arena), *bg = arena_host(gg, &gg->buffer_arena);
-    const double eb = rel(bg, bc, (int64_t)(gc->buffer_arena.size / 4));
+    const double eb = tu_rel_error_ff(bg, bc, (int64_t)(gc->buffer_arena.size / 4));
     TU_CHECK(eb <= tol.stats, "%s %s: running statistics rel %.2e > %.0e", name, gpu->name, eb, tol.stats);
     printf("%-9s %-10s batch %d, %dx%d: loss %.6f (cpu %.6f, rel %.1e); gradients rel %.2e, worst weight %.2e (%s); "
            "BN running stats rel %.1e\n",
