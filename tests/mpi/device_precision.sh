@@ -30,6 +30,8 @@ expect_fail "unknown precision" "train.precision = 'fp8'" \
     "$DPTRAIN" train "$CFG" --out "$D/x" --set train.precision=fp8
 expect_fail "GAN on the GPU" "trains on the CPU back end in fp32" \
     "$DPTRAIN" train "$SRC/configs/fashion-gan32.ini" --out "$D/x" --set train.device=cuda
+expect_once "bench step on 2 ranks" "bench step runs on one process" \
+    mpi 2 "$DPTRAIN" bench step "$CFG" --size 28 --channels 1 --classes 10 --set train.device=cpu
 if [ "$("$DPTRAIN" info | grep -c '^  GPU [0-9]')" = 0 ]; then
     expect_fail "device cuda without a GPU" "train.device = cuda, but no GPU can be used" \
         "$DPTRAIN" train "$CFG" --out "$D/x" --set train.device=cuda

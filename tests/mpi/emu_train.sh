@@ -7,7 +7,9 @@
 #     loss falls;
 #   - SIGTERM at step 5 checkpoints from device memory, --resume auto goes on, and the weights
 #     equal an uninterrupted run's bit for bit (the emulator is deterministic);
-#   - eval and bench step run on the device.
+#   - eval and bench step run on the device;
+#   - with a GPU visible, train.device = auto on 2 ranks stays on the CPU and an explicit cuda on
+#     2 ranks is refused once (multi-rank GPU runs need the device-buffer allreduce).
 # It says nothing about cuDNN, cuBLAS or speed (loops stand in for them here).
 source "$(dirname "$0")/lib.sh"
 export DPT_TEST_TIMEOUT=600
@@ -65,4 +67,13 @@ if st=$(emu bench step "$CFG" --size 28 --channels 1 --classes 10 --steps 2 --wa
 else
     fail "bench step on the device: $(tail -2 <<<"$st")"
 fi
+out=$(mpi 2 "$DPTRAIN_EMU" train "$CFG" --out "$D/auto2" "${common[@]}" --set train.max_steps=2 --set train.device=auto 2>&1)
+if [ $? = 0 ] && grep -q "device cpu" <<<"$out" && ! grep -q "cuda-" <<<"$out"; then
+    pass "auto on 2 ranks with a GPU visible: both ranks on the CPU"
+else
+    fail "auto on 2 ranks"
+    echo "$out" | grep -E "rank |backend|error" | head -5
+fi
+expect_once "cuda on 2 ranks" "train.device = cuda with 2 ranks" \
+    mpi 2 "$DPTRAIN_EMU" train "$CFG" --out "$D/cuda2" "${common[@]}" --set train.device=cuda
 finish
