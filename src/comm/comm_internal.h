@@ -36,6 +36,32 @@ uint64_t comm_next_seq(void);
  * it reports and stops every rank instead. */
 void comm_wait(MPI_Request *reqs, int n, uint64_t seq, const char *what);
 /* MPI_Abort, with a watchdog alarm that _exit()s should MPI_Abort itself hang. */
-_Noreturn void comm_abort_bounded(int code);
+DPT_NORETURN void comm_abort_bounded(int code);
+/* The seconds of comm_set_timeout (0: wait forever). */
+double comm_timeout(void);
+
+/* Sum of bfloat16 values (MPI_UINT16_T bit patterns) in float32, rounded to bf16. */
+MPI_Op comm_bf16_sum_op(void);
+
+/* How a gradient sync moves its buckets (buckets.c keeps the layout, the order and the timing):
+ * the MPI engine for host arenas (buckets.c), the device engines (comm_device.cu).
+ *   start:   bucket b, bytes [begin, end) of the arena, is final: start reducing it (buckets start
+ *            in index order on every rank);
+ *   test:    lets started work progress (no blocking); true once bucket b is complete;
+ *   wait:    completes bucket b (with the watchdog's deadline where the host waits);
+ *   finish:  after every bucket's wait: later compute sees the sums. *exposed and *in_flight may
+ *            be set to device-measured seconds; left < 0, the host's measurements are kept;
+ *   destroy: frees the context. */
+typedef struct grad_engine {
+    void *ctx;
+    void (*start)(void *ctx, int b, size_t begin, size_t end);
+    bool (*test)(void *ctx, int b);
+    void (*wait)(void *ctx, int b, uint64_t seq, const char *what);
+    void (*finish)(void *ctx, double *exposed, double *in_flight);
+    void (*destroy)(void *ctx);
+} grad_engine;
+/* The bucket layout alone (no engine yet): comm_grad_set_engine completes it. */
+comm_grad_sync *comm_grad_layout(const size_t *offsets, const int64_t *numel, int nparams, size_t bucket_bytes);
+void comm_grad_set_engine(comm_grad_sync *s, grad_engine e);
 
 #endif

@@ -161,9 +161,13 @@ static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
     for (int i = 0; i < *len; i++) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
 }
 
-void comm_allreduce_sum_bf16(uint16_t *buf, int64_t n) {
+MPI_Op comm_bf16_sum_op(void) {
     if (bf16_sum_op == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(bf16_sum, 1, &bf16_sum_op));
-    allreduce_pieces(buf, n, sizeof(uint16_t), MPI_UINT16_T, bf16_sum_op);
+    return bf16_sum_op;
+}
+
+void comm_allreduce_sum_bf16(uint16_t *buf, int64_t n) {
+    allreduce_pieces(buf, n, sizeof(uint16_t), MPI_UINT16_T, comm_bf16_sum_op());
 }
 
 void comm_allreduce_sum_i64(int64_t *buf, int n) {

@@ -95,6 +95,8 @@ static struct {
 } wd = {.step = -1};
 
 void comm_set_timeout(double seconds) { wd.timeout = seconds > 0 ? seconds : 0; }
+
+double comm_timeout(void) { return wd.timeout; }
 void comm_set_step(int64_t step) { wd.step = step; }
 uint64_t comm_sequence(void) { return wd.issued; }
 uint64_t comm_next_seq(void) {

@@ -145,9 +145,9 @@ static const cfg_key schema[] = {
      "a step with a non-finite loss or gradient on any rank is skipped on all ranks; this many in a row stop "
      "the run"},
     {"train", "device", CFG_ENUM, F(train, device), "auto", 0, 0, false, "auto|cpu|cuda",
-     "compute device: cuda is the GPU of this rank's place on its node (local rank); auto takes it when this "
-     "dptrain has the CUDA back end, a GPU is visible and the run has one rank, else the CPU; the environment "
-     "variable DPT_DEVICE changes the default"},
+     "compute device: cuda is the GPU of this rank's place on its node (local rank; ranks share GPUs when there "
+     "are more ranks than GPUs); auto takes it when this dptrain has the CUDA back end and a GPU is visible, else "
+     "the CPU; the environment variable DPT_DEVICE changes the default"},
     {"train", "precision", CFG_ENUM, F(train, precision), "auto", 0, 0, false, "auto|fp32|tf32|bf16|fp16",
      "arithmetic of activations (parameters stay fp32 master weights): auto is bf16 on a GPU and fp32 on the "
      "CPU, which computes in fp32 only; tf32 runs fp32 convolutions and GEMMs on tensor cores; fp16 scales the "
@@ -226,6 +226,12 @@ static const cfg_key schema[] = {
 
     {"comm", "bucket_mb", CFG_FLOAT, F(comm, bucket_mb), "25", 0, 4096, false, NULL,
      "gradient bucket size for the overlapped allreduce (0: one bucket per parameter)"},
+    {"comm", "backend", CFG_ENUM, F(comm, backend), "auto", 0, 0, false, "auto|nccl|mpi",
+     "collectives on GPU buffers: nccl, or mpi (CUDA-aware when the MPI library is, else through pinned host "
+     "memory); auto: nccl when built and no two ranks of a node share a GPU, else mpi. CPU ranks always use mpi"},
+    {"comm", "grad_dtype", CFG_ENUM, F(comm, grad_dtype), "fp32", 0, 0, false, "fp32|bf16",
+     "the gradient allreduce's wire type: bf16 halves the bytes (values rounded to bfloat16 before and during "
+     "the sum); the update stays float32"},
     {"comm", "timeout_s", CFG_FLOAT, F(comm, timeout_s), "300", 0, 1e7, false, NULL,
      "a rank that waits longer than this on a collective names the ranks that have not arrived and every "
      "rank exits non-zero (0: wait forever)"},

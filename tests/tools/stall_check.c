@@ -102,7 +102,7 @@ static void run_grad(void) {
     }
     int64_t total = (int64_t)(pos / sizeof(float));
     float *grad = calloc((size_t)total, sizeof(float));
-    comm_grad_sync *s = comm_grad_sync_create(grad, off, numel, np, 16 * 1024);
+    comm_grad_sync *s = comm_grad_sync_create(grad, off, numel, np, 16 * 1024, false);
     if (opt.steps > 0) say("grad: %d gradient buckets", comm_grad_num_buckets(s));
     for (int step = 0; step < opt.steps; step++) {
         comm_set_step(step);

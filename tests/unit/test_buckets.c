@@ -13,7 +13,7 @@ static void check(const int64_t *numel, int n, size_t bucket_bytes) {
         pos += (size_t)((numel[i] * 4 + 63) / 64 * 64); /* arena alignment leaves gaps */
     }
     float *base = calloc(pos / 4 + 16, sizeof(float));
-    comm_grad_sync *s = comm_grad_sync_create(base, off, numel, n, bucket_bytes);
+    comm_grad_sync *s = comm_grad_sync_create(base, off, numel, n, bucket_bytes, false);
     int nb = comm_grad_num_buckets(s);
     int *count = calloc(n, sizeof(int));
     int expect_last = n - 1;

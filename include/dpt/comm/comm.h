@@ -31,7 +31,7 @@ const comm_info *comm_get(void);
 const comm_place *comm_places(void);
 const char *comm_host_of(int rank);
 void comm_finalize(void);
-_Noreturn void comm_abort(int code);
+DPT_NORETURN void comm_abort(int code);
 
 /* Seconds a rank waits on one collective before it reports a stall and stops every rank; 0 (the
  * default) waits forever. Every rank should set the same value, before its first collective that
@@ -73,6 +73,12 @@ typedef struct comm_bench_opts {
     bool bf16;
     int warmup, iters;
     int corrupt_rank;
+    /* Device buffers (NULL: host buffers and comm_allreduce_sum_*): memory from the back end,
+     * sums queued by dev_sum, waited for by dev_sync (comm_device.h); `transport` names them. */
+    const struct dpt_backend *dev;
+    void (*dev_sum)(void *buf, int64_t n, bool bf16);
+    void (*dev_sync)(void);
+    const char *transport;
 } comm_bench_opts;
 int64_t comm_bench_allreduce(const comm_bench_opts *o);
 
@@ -94,9 +100,12 @@ void comm_group_allreduce_sum_f64(comm_group *g, double *buf, int n);
  * final and progresses while backward goes on; comm_grad_wait completes them all. */
 typedef struct comm_grad_sync comm_grad_sync;
 
-/* offsets (bytes into base) and numel of each parameter's gradient, in registration order. */
+/* offsets (bytes into base) and numel of each parameter's gradient, in registration order; base
+ * is host memory (device arenas: comm_device.h). bf16: buckets travel as bfloat16 (half the
+ * bytes; summed in float32 and rounded at each step of the reduction) and are converted back into
+ * the float32 arena. */
 comm_grad_sync *comm_grad_sync_create(float *base, const size_t *offsets, const int64_t *numel, int nparams,
-                                      size_t bucket_bytes);
+                                      size_t bucket_bytes, bool bf16);
 void comm_grad_sync_destroy(comm_grad_sync *s);
 int comm_grad_num_buckets(const comm_grad_sync *s);
 /* Bucket b covers parameters [first, last] (registration indices) and bytes [begin, end). */

@@ -151,7 +151,9 @@ typedef struct dpt_config {
     } gan;
     struct {
         double bucket_mb;
-        double timeout_s; /* 0: wait forever */
+        char backend[16];    /* auto|nccl|mpi: collectives on GPU buffers */
+        char grad_dtype[16]; /* fp32|bf16: the gradient allreduce's wire type */
+        double timeout_s;    /* 0: wait forever */
     } comm;
 } dpt_config;
 
