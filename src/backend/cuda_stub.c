@@ -22,6 +22,8 @@ const dpt_backend *backend_cuda(dpt_precision precision) {
     return NULL;
 }
 
+void *cuda_stream(void) { return NULL; }
+
 const char *backend_cuda_describe(void) { return "CUDA back end not built"; }
 
 void cuda_print_info(FILE *f) { fprintf(f, "  CUDA back end : not built (-DDPT_CUDA=OFF or no nvcc at configure time)\n"); }

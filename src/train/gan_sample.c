@@ -32,7 +32,7 @@ static void bn_reduce_fn(void *ctx, double *buf, int n) { comm_group_allreduce_s
 nn_graph *gan_build(const gan_spec *s, bool generator, int batch, comm_group *bn, uint64_t seed, gan_io *io,
                     dpt_status *st) {
     nn_graph *g = nn_graph_create(backend_cpu(), batch);
-    if (generator && bn) nn_graph_set_bn_reduce(g, (be_reduce){bn_reduce_fn, bn});
+    if (generator && bn) nn_graph_set_bn_reduce(g, (be_reduce){.fn = bn_reduce_fn, .ctx = bn});
     *st = generator ? biggan_generator(g, s, io) : biggan_discriminator(g, s, io);
     if (*st == DPT_OK && !generator) nn_input_requires_grad(g, io->x);
     if (*st == DPT_OK) *st = nn_graph_finalize(g, io->out);

@@ -88,8 +88,8 @@ static void bn_run(const bn_case *k) {
     be_bn_desc d = {.n = k->n, .c = C, .h = k->h, .w = k->w, .eps = 1e-5f, .momentum = 0.1f, .relu = k->relu};
     be_bn_desc dc = d, dg = d;
     if (k->cross) {
-        dc.reduce = (be_reduce){fake_reduce, &gc};
-        dg.reduce = (be_reduce){fake_reduce, &gg};
+        dc.reduce = (be_reduce){.fn = fake_reduce, .ctx = &gc};
+        dg.reduce = (be_reduce){.fn = fake_reduce, .ctx = &gg};
     }
     be_op *oc = P_CPU->batchnorm_create(&dc, LAYOUT_NHWC);
     be_op *og = P_GPU->batchnorm_create(&dg, LAYOUT_NHWC);
@@ -173,8 +173,8 @@ static void cbn_run(const bn_case *k) {
     be_bn_desc d = {.n = k->n, .c = C, .h = k->h, .w = k->w, .eps = 1e-5f, .momentum = 0.1f, .relu = k->relu};
     be_bn_desc dc = d, dg = d;
     if (k->cross) {
-        dc.reduce = (be_reduce){fake_reduce, &gc};
-        dg.reduce = (be_reduce){fake_reduce, &gg};
+        dc.reduce = (be_reduce){.fn = fake_reduce, .ctx = &gc};
+        dg.reduce = (be_reduce){.fn = fake_reduce, .ctx = &gg};
     }
     be_op *oc = P_CPU->cbn_create(&dc, LAYOUT_NHWC);
     be_op *og = P_GPU->cbn_create(&dg, LAYOUT_NHWC);

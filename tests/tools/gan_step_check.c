@@ -39,7 +39,7 @@ static nn_graph *finalize(nn_graph *g, int out, uint64_t seed) {
 static void build(gan_pair *p, int batch, comm_group *grp) {
     memset(p, 0, sizeof *p);
     p->G = nn_graph_create(backend_cpu(), batch);
-    if (grp) nn_graph_set_bn_reduce(p->G, (be_reduce){reduce_fn, grp});
+    if (grp) nn_graph_set_bn_reduce(p->G, (be_reduce){.fn = reduce_fn, .ctx = grp});
     DPT_CHECK(biggan_generator(p->G, &SPEC, &p->gi) == DPT_OK);
     finalize(p->G, p->gi.out, 11);
     p->D = nn_graph_create(backend_cpu(), batch);

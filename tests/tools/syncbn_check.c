@@ -23,7 +23,7 @@ static void reduce_fn(void *ctx, double *buf, int n) { comm_group_allreduce_sum_
 
 static nn_graph *build(int batch, comm_group *grp) {
     nn_graph *g = nn_graph_create(backend_cpu(), batch);
-    if (grp) nn_graph_set_bn_reduce(g, (be_reduce){reduce_fn, grp});
+    if (grp) nn_graph_set_bn_reduce(g, (be_reduce){.fn = reduce_fn, .ctx = grp});
     int x = nn_input(g, C_IN, H, W);
     x = nn_conv2d(g, "conv1", x, 8, 3, 1, 1, false);
     x = nn_batchnorm(g, "bn1", x, true, false);

@@ -547,7 +547,7 @@ static void test_cbn_cross_replica(bool relu) {
     for (int r = 0; r < 2; r++) {
         be_bn_desc d = k.d;
         d.n = HALF;
-        d.reduce = (be_reduce){fake_reduce, &rc[r]};
+        d.reduce = (be_reduce){.fn = fake_reduce, .ctx = &rc[r]};
         op[r] = be->cbn_create(&d, be->act_layout);
         mean[r] = fbuf(C), var[r] = fbuf(C), rm[r] = fbuf(C), rv[r] = fbuf(C);
         tx[r] = act_tensor(xa + r * hx, HALF, C, H, W), ty[r] = act_tensor(y + r * hx, HALF, C, H, W);

@@ -28,6 +28,12 @@ typedef struct be_conv_desc {
 typedef struct be_reduce {
     void (*fn)(void *ctx, double *buf, int n);
     void *ctx;
+    /* device: fn takes device memory and queues the sum in the back end's stream order (NCCL on
+     * a GPU back end), with no host round trip. The group's `ranks` ranks then each hold the same
+     * number of values per channel (equal per-rank batches, as training has), so the count is
+     * known and only the sums travel. Ignored by the CPU back end. */
+    bool device;
+    int ranks;
 } be_reduce;
 
 typedef struct be_bn_desc {

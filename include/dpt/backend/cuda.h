@@ -25,6 +25,10 @@ void cuda_init(int device);
 /* The op table for a precision; cuda_init first. */
 const dpt_backend *backend_cuda(dpt_precision precision);
 
+/* The stream every op of the back end is queued on (a cudaStream_t), for comm/'s device
+ * collectives to order themselves after; cuda_init first. */
+void *cuda_stream(void);
+
 /* "CUDA: NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB), driver 13.0, runtime 13.0, cuDNN 9.19.0,
  * cuBLAS 13.1.0, NCCL 2.28.9" style, for the run banner; cuda_init first. */
 const char *backend_cuda_describe(void);

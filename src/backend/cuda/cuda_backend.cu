@@ -11,6 +11,7 @@ static dpt_precision g_precision = PREC_FP32;
 
 cu_ctx *cu_ctx_get(void) { return &g_ctx; }
 dpt_precision cu_precision(void) { return g_precision; }
+void *cuda_stream(void) { return (void *)g_ctx.stream; }
 
 void cu_bad_dtype(const char *what, dpt_dtype dt) {
     dpt_fatal("CUDA back end", what, __FILE__, __LINE__, "dtype %s is not an activation dtype (f32, bf16, f16)",

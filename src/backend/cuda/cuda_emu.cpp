@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "cuda_internal.h"
+extern "C" {
+#include "dpt/core/timer.h"
+}
 
 thread_local uint3 threadIdx, blockIdx;
 thread_local dim3 blockDim, gridDim;
@@ -142,6 +145,59 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     return cudaSuccess;
 }
 
+/* Streams run their work when it is queued, so an event is complete once recorded; it keeps the
+ * time of recording (comm/'s timeline measures with events). */
+struct CUevent_st {
+    double t;
+};
+static struct CUstream_st *emu_stream_handle(void) {
+    static char handle;
+    return (struct CUstream_st *)(void *)&handle;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
+    (void)flags;
+    *s = emu_stream_handle();
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    (void)s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags) {
+    (void)s;
+    (void)flags;
+    return e ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    *e = (cudaEvent_t)calloc(1, sizeof(CUevent_st));
+    return *e ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    (void)s;
+    if (!e) return cudaErrorInvalidResourceHandle;
+    e->t = timer_now();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return cudaEventQuery(e); }
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!a || !b) return cudaErrorInvalidResourceHandle;
+    *ms = (float)(1e3 * (b->t - a->t));
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    free(e);
+    return cudaSuccess;
+}
+
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
 const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
@@ -152,17 +208,21 @@ const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuc
 
 bool cuda_built(void) { return true; }
 
+/* One emulated device, or DPT_EMU_DEVICES of them (tests of ranks with a GPU each). */
 int cuda_device_count(char *why, size_t size) {
     (void)why;
     (void)size;
-    return 1;
+    const char *env = getenv("DPT_EMU_DEVICES");
+    return env && atoi(env) > 0 ? atoi(env) : 1;
 }
 
 void cuda_init(int device) {
     cu_ctx *c = cu_ctx_get();
     if (c->ready) return;
-    DPT_CHECK_LIB("CUDA emulator", device == 0, "cuda_init", "device %d requested; the emulator has device 0", device);
-    c->device = 0;
+    const int n = cuda_device_count(NULL, 0);
+    DPT_CHECK_LIB("CUDA emulator", device >= 0 && device < n, "cuda_init", "device %d requested; the emulator has %d",
+                  device, n);
+    c->device = device;
     c->stream = 0;
     cu_ctx_buffers();
 }

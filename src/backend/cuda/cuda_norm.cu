@@ -13,7 +13,8 @@
  *
  * Cross-replica BatchNorm (desc->reduce.fn): the same buffers as the CPU (forward: unshifted
  * sums (2C) and the count, 2C + 1 doubles; backward: the two per-channel sums, 2C), copied to a
- * pinned host buffer, reduced by the caller's function and copied back, so that CPU and GPU
+ * pinned host buffer, reduced by the caller's function and copied back (or, with reduce.device,
+ * reduced in place on the device by NCCL), so that CPU and GPU
  * ranks interoperate.
  *
  * The affine transform and dx run over (pixel, channel) with the same thread tiling, so that a
@@ -452,6 +453,10 @@ static dim3 elem_grid(const bn_state *s) {
  * (extra: a value appended after them, the count, or < 0 for none), copies them back. Returns
  * the reduced extra value. */
 static double bn_reduce(bn_state *s, double *dev, int n, double extra) {
+    if (s->d.reduce.device) { /* queued on the stream (NCCL): equal counts on every rank */
+        s->d.reduce.fn(s->d.reduce.ctx, dev, n);
+        return extra >= 0.0 ? extra * (double)s->d.reduce.ranks : 0.0;
+    }
     cudaStream_t st = cu_stream();
     CUDA_CHECK(cudaMemcpyAsync(s->hred, dev, (size_t)n * sizeof(double), cudaMemcpyDeviceToHost, st));
     CUDA_CHECK(cudaStreamSynchronize(st));
