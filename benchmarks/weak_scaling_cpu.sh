@@ -4,13 +4,15 @@
 # PyTorch DDP (gloo) side by side. Efficiency = img/s on 2 ranks / (2 x img/s on 1 rank); for
 # dptrain also the exposed communication's share of the step and the allreduce's in-flight time
 # from timeline.tsv (train.profile). Each configuration runs ROUNDS times, interleaved; medians.
-#   benchmarks/weak_scaling_cpu.sh [ROUNDS] [STEPS]
+# GRAD_DTYPE (fp32 or bf16) is dptrain's comm.grad_dtype; PyTorch DDP sends float32 either way.
+#   benchmarks/weak_scaling_cpu.sh [ROUNDS] [STEPS] [GRAD_DTYPE]
 source "$(dirname "$0")/common.sh"
 ROUNDS=${1:-3}
 STEPS=${2:-60}
+GRAD_DTYPE=${3:-fp32}
 PER=128
 machine
-echo "ResNet-9 width 16, Fashion-MNIST 28x28, $PER per rank, 1 thread per rank, $STEPS timed steps after 5, $ROUNDS rounds"
+echo "ResNet-9 width 16, Fashion-MNIST 28x28, $PER per rank, 1 thread per rank, $STEPS timed steps after 5, $ROUNDS rounds; dptrain gradients as $GRAD_DTYPE"
 
 declare -A R
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -19,7 +21,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
         COMMON=("${DATASETS[@]}" --set model.width=16 --set train.batch_size=$B --set train.max_steps=$((STEPS + 5))
             --set train.save_weights=false --set data.test_subset=1000 --set train.progress=off)
         out="$RUNS/w$np-$round"
-        mpi "$np" -x OMP_NUM_THREADS=1 "$DPTRAIN" train "$CFG" --out "$out" "${COMMON[@]}" --set train.profile=true >/dev/null
+        mpi "$np" -x OMP_NUM_THREADS=1 "$DPTRAIN" train "$CFG" --out "$out" "${COMMON[@]}" --set train.profile=true \
+            --set comm.grad_dtype="$GRAD_DTYPE" >/dev/null
         sum=$(grep '"type": "summary"' "$out/metrics.jsonl")
         R[d$np]+="$(json_field median_img_per_s <<<"$sum") "
         if [ "$np" = 2 ]; then

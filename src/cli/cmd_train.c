@@ -49,6 +49,8 @@ static dpt_status parse(int argc, char **argv, run_args *a, const char *cmd) {
             i++;
         } else if (!strcmp(cmd, "bench step") && !strcmp(s, "--profile")) {
             a->step.profile = true;
+        } else if (!strcmp(cmd, "bench step") && !strcmp(s, "--no-comm")) {
+            a->step.no_comm = true;
         } else if (!strcmp(cmd, "bench step") && (!strcmp(s, "--steps") || !strcmp(s, "--warmup") ||
                                                   !strcmp(s, "--size") || !strcmp(s, "--channels") ||
                                                   !strcmp(s, "--classes"))) {

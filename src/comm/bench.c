@@ -1,8 +1,10 @@
-/* dptrain bench allreduce over the MPI back end, in the manner of nccl-tests (comm.h). */
+/* dptrain bench allreduce over host buffers (MPI) or device buffers (NCCL, or MPI for device
+ * memory; comm_device.h), in the manner of nccl-tests (comm.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpt/backend/backend.h"
 #include "dpt/comm/comm.h"
 #include "dpt/core/bf16.h"
 #include "dpt/core/log.h"
@@ -21,32 +23,41 @@ static float expected(bool bf16, int world, int64_t i) {
     return (float)sum;
 }
 
-static void sum(void *buf, int64_t count, bool bf16) {
-    if (bf16)
+static void sum(void *buf, int64_t count, const comm_bench_opts *o) {
+    if (o->dev)
+        o->dev_sum(buf, count, o->bf16);
+    else if (o->bf16)
         comm_allreduce_sum_bf16(buf, count);
     else
         comm_allreduce_sum_f32(buf, count);
 }
 
-/* One in-place sum of the verification pattern; wrong elements on this rank. */
-static int64_t verify(void *buf, int64_t count, const comm_bench_opts *o, const comm_info *ci) {
+/* One in-place sum of the verification pattern (buf: the benchmark's buffer, host: host memory
+ * of the same size, the same when the buffer is on the host); wrong elements on this rank. */
+static int64_t verify(void *buf, void *host, int64_t count, const comm_bench_opts *o, const comm_info *ci) {
+    const size_t bytes = (size_t)count * (o->bf16 ? 2 : 4);
     for (int64_t i = 0; i < count; i++) {
         float v = contribution(o->bf16, ci->rank, i);
         if (o->bf16)
-            ((uint16_t *)buf)[i] = f32_to_bf16(v);
+            ((uint16_t *)host)[i] = f32_to_bf16(v);
         else
-            ((float *)buf)[i] = v;
+            ((float *)host)[i] = v;
     }
-    sum(buf, count, o->bf16);
+    if (o->dev) o->dev->copy_to_device(buf, host, bytes);
+    sum(buf, count, o);
+    if (o->dev) {
+        o->dev_sync();
+        o->dev->copy_to_host(host, buf, bytes);
+    }
     if (ci->rank == o->corrupt_rank) {
         if (o->bf16)
-            ((uint16_t *)buf)[count - 1] ^= 0x0100u;
+            ((uint16_t *)host)[count - 1] ^= 0x0100u;
         else
-            ((float *)buf)[count - 1] += 1.0f;
+            ((float *)host)[count - 1] += 1.0f;
     }
     int64_t wrong = 0;
     for (int64_t i = 0; i < count; i++) {
-        float got = o->bf16 ? bf16_to_f32(((uint16_t *)buf)[i]) : ((float *)buf)[i];
+        float got = o->bf16 ? bf16_to_f32(((uint16_t *)host)[i]) : ((float *)host)[i];
         if (got != expected(o->bf16, ci->world, i)) wrong++;
     }
     return wrong;
@@ -57,10 +68,16 @@ int64_t comm_bench_allreduce(const comm_bench_opts *o) {
     const size_t elem = o->bf16 ? 2 : 4;
     const char *type = o->bf16 ? "bf16" : "float";
     int64_t max_count = (o->max_bytes + (int64_t)elem - 1) / (int64_t)elem;
-    void *buf = dpt_xcalloc((size_t)(max_count > 0 ? max_count : 1), elem);
+    const size_t buf_bytes = (size_t)(max_count > 0 ? max_count : 1) * elem;
+    void *host = dpt_xcalloc(buf_bytes, 1);
+    void *buf = o->dev ? o->dev->mem_alloc(buf_bytes) : host;
     if (ci->rank == 0) {
-        printf("# dptrain bench allreduce: %d rank(s) on %d node(s), MPI (%s), host buffers, in place, %s sum\n",
-               ci->world, ci->num_nodes, ci->mpi_version, type);
+        if (o->dev)
+            printf("# dptrain bench allreduce: %d rank(s) on %d node(s), device buffers, %s, in place, %s sum\n",
+                   ci->world, ci->num_nodes, o->transport, type);
+        else
+            printf("# dptrain bench allreduce: %d rank(s) on %d node(s), MPI (%s), host buffers, in place, %s sum\n",
+                   ci->world, ci->num_nodes, ci->mpi_version, type);
         printf("# warm-up %d, %d timed iterations per size; time: the slowest rank's mean; busbw = algbw * 2(n-1)/n\n",
                o->warmup, o->iters);
         printf("#\n# %10s %12s %6s %10s %8s %8s %7s\n", "size", "count", "type", "time", "algbw", "busbw", "#wrong");
@@ -72,14 +89,20 @@ int64_t comm_bench_allreduce(const comm_bench_opts *o) {
     int sizes = 0;
     for (int64_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= 2) {
         int64_t count = (bytes + (int64_t)elem - 1) / (int64_t)elem;
-        memset(buf, 0, (size_t)count * elem); /* timed on zeros: no growing values, no denormals */
-        for (int k = 0; k < o->warmup; k++) sum(buf, count, o->bf16);
+        /* timed on zeros: no growing values, no denormals */
+        if (o->dev)
+            o->dev->fill_zero(buf, (size_t)count * elem);
+        else
+            memset(buf, 0, (size_t)count * elem);
+        for (int k = 0; k < o->warmup; k++) sum(buf, count, o);
+        if (o->dev) o->dev_sync();
         comm_barrier();
         double t0 = timer_now();
-        for (int k = 0; k < o->iters; k++) sum(buf, count, o->bf16);
+        for (int k = 0; k < o->iters; k++) sum(buf, count, o); /* queued back to back on a device */
+        if (o->dev) o->dev_sync();
         double t[1] = {(timer_now() - t0) / o->iters};
         comm_allreduce_max_f64(t, 1);
-        int64_t wrong[1] = {verify(buf, count, o, ci)};
+        int64_t wrong[1] = {verify(buf, host, count, o, ci)};
         comm_allreduce_sum_i64(wrong, 1);
         wrong_total += wrong[0];
         double algbw = (double)count * (double)elem / t[0] / 1e9;
@@ -98,6 +121,7 @@ int64_t comm_bench_allreduce(const comm_bench_opts *o) {
                wrong_total ? " (RESULTS ARE WRONG)" : " (every size verified exactly)");
         printf("# average busbw over %d sizes: %.3f GB/s\n", sizes, sizes ? busbw_sum / sizes : 0.0);
     }
-    free(buf);
+    if (o->dev) o->dev->mem_free(buf);
+    free(host);
     return wrong_total;
 }

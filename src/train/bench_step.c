@@ -2,7 +2,10 @@
  * loader): forward, loss, backward and the optimizer update on this rank's device, timed per
  * phase with the device waited for at each boundary. Medians over --steps after --warmup. With
  * --profile, the per-layer table of the graph profiler (which serialises the device, so its
- * total exceeds the step time). One process: a step benchmark, not a scaling one. */
+ * total exceeds the step time). On several ranks each rank steps on its own batch of
+ * train.batch_size and the gradients go through the bucketed allreduce training uses (its wait
+ * counted in backward), or not at all with --no-comm: communication on against off at the same
+ * contention (ranks sharing a GPU or a node). The reported times are the slowest rank's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +21,9 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
     run_ctx rc, *r = &rc;
     memset(r, 0, sizeof *r);
     run_setup_threads(r, cfg);
-    if (r->ci->world != 1) {
-        if (r->ci->rank == 0) log_error("bench step runs on one process (it measures a step, not scaling)");
-        return 2;
-    }
     if (!run_agree(run_select_backend(r, cfg))) return 1;
+    if (!run_agree(run_open_device_comm(r, cfg))) return 1;
+    const int world = r->ci->world;
     const int batch = (int)cfg->train.batch_size.value[0];
     const model_spec spec = {.name = cfg->model.name,
                              .in_channels = o->channels,
@@ -44,6 +45,8 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
     nn_init_params(g, (uint64_t)cfg->train.seed);
     dpt_optimizer opt;
     optimizer_init(&opt, g, cfg);
+    grad_sync gs;
+    grad_sync_init(&gs, g, o->no_comm ? 1 : world, cfg);
 
     /* Synthetic batch: uniform pixels in the back end's layout (values do not matter for time). */
     const int64_t px = (int64_t)batch * o->channels * o->size * o->size;
@@ -52,10 +55,18 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
     int32_t *y = dpt_xmalloc((size_t)batch * sizeof(int32_t));
     for (int i = 0; i < batch; i++) y[i] = i % o->classes;
 
-    log_info("bench step: %s, batch %d, %dx%dx%d synthetic, %s (%s), %lld parameters, %d warm-up + %d timed steps",
+    char comm[400] = "one rank";
+    if (world > 1 && o->no_comm)
+        snprintf(comm, sizeof comm, "%d ranks, no gradient allreduce (--no-comm)", world);
+    else if (world > 1)
+        snprintf(comm, sizeof comm, "%d ranks, gradient allreduce in %d bucket(s) of <= %g MB as %s over %s", world,
+                 comm_grad_num_buckets(gs.sync), cfg->comm.bucket_mb, cfg->comm.grad_dtype,
+                 comm_dev_get() != COMM_DEV_NONE ? comm_dev_describe() : "MPI, host buffers");
+    log_info("bench step: %s, batch %d per rank, %dx%dx%d synthetic, %s (%s), %lld parameters, %d warm-up + %d timed "
+             "steps; %s",
              spec.name, batch, o->channels, o->size, o->size, r->be->name,
              r->gpu >= 0 ? backend_cuda_describe() : backend_cpu_describe(), (long long)nn_param_count(g), o->warmup,
-             o->steps);
+             o->steps, comm);
     double *t_step = dpt_xcalloc((size_t)o->steps, sizeof(double)), *t_fwd = dpt_xcalloc((size_t)o->steps, sizeof(double));
     double *t_bwd = dpt_xcalloc((size_t)o->steps, sizeof(double)), *t_upd = dpt_xcalloc((size_t)o->steps, sizeof(double));
     double loss = 0.0;
@@ -67,7 +78,9 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
         loss = nn_loss(g, y, 0.0f, 1.0f / (float)batch, batch);
         r->be->synchronize();
         const double t1 = timer_now();
-        nn_backward(g, false, NULL, NULL);
+        if (gs.sync) comm_grad_begin(gs.sync);
+        nn_backward(g, false, gs.sync ? grad_sync_hook : NULL, &gs);
+        if (gs.sync) comm_grad_wait(gs.sync);
         r->be->synchronize();
         const double t2 = timer_now();
         optimizer_step(&opt, g, 0.01f, 0.9f, 1.0f);
@@ -81,13 +94,19 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
             t_upd[k] = t3 - t2;
         }
     }
-    const double ms = 1e3 * timer_median(t_step, o->steps);
-    log_info("step: median %.2f ms, %.1f img/s (forward+loss %.2f ms, backward %.2f ms, update %.2f ms); last loss "
-             "%.4f",
-             ms, 1e3 * batch / ms, 1e3 * timer_median(t_fwd, o->steps), 1e3 * timer_median(t_bwd, o->steps),
-             1e3 * timer_median(t_upd, o->steps), loss / batch);
-    printf("RESULT bench_step model=%s batch=%d size=%d backend=%s median_ms=%.3f img_s=%.2f\n", spec.name, batch,
-           o->size, r->be->name, ms, 1e3 * batch / ms);
+    /* Medians per rank; the slowest rank's (a step ends when the last rank's does). */
+    double med[4] = {timer_median(t_step, o->steps), timer_median(t_fwd, o->steps), timer_median(t_bwd, o->steps),
+                     timer_median(t_upd, o->steps)};
+    comm_allreduce_max_f64(med, 4);
+    const double ms = 1e3 * med[0];
+    const int images = batch * world;
+    log_info("step: median %.2f ms, %.1f img/s over %d rank(s) (forward+loss %.2f ms, backward%s %.2f ms, update "
+             "%.2f ms); last loss %.4f",
+             ms, 1e3 * images / ms, world, 1e3 * med[1], gs.sync ? " with the allreduce" : "", 1e3 * med[2],
+             1e3 * med[3], loss / batch);
+    if (r->ci->rank == 0)
+        printf("RESULT bench_step model=%s batch=%d size=%d backend=%s ranks=%d comm=%s median_ms=%.3f img_s=%.2f\n",
+               spec.name, batch, o->size, r->be->name, world, gs.sync ? "on" : "off", ms, 1e3 * images / ms);
     if (o->profile) nn_graph_profile_report(g, log_info);
     free(t_step);
     free(t_fwd);
@@ -95,7 +114,9 @@ int bench_step(const dpt_config *cfg, const bench_step_opts *o) {
     free(t_upd);
     free(x);
     free(y);
+    grad_sync_free(&gs);
     optimizer_free(&opt);
     nn_graph_destroy(g);
+    comm_dev_finalize();
     return 0;
 }

@@ -17,11 +17,14 @@
  * evaluation and saved weights do not depend on the rank. */
 static void sync_buffers(run_ctx *r) {
     if (r->ci->world == 1 || r->g->nbuffers == 0) return;
-    int64_t n = (int64_t)(r->g->buffer_arena.size / sizeof(float));
-    float *b = (float *)r->g->buffer_arena.base;
+    const size_t bytes = r->g->buffer_arena.size;
+    const int64_t n = (int64_t)(bytes / sizeof(float));
+    float *b = run_host_copy(r->be, r->g->buffer_arena.base, bytes);
     comm_allreduce_sum_f32(b, n);
     const float inv = 1.0f / (float)r->ci->world;
     for (int64_t i = 0; i < n; i++) b[i] *= inv;
+    r->be->copy_to_device(r->g->buffer_arena.base, b, bytes);
+    free(b);
 }
 
 static uint64_t fnv1a64(uint64_t h, const void *data, size_t bytes) {
@@ -33,8 +36,12 @@ static uint64_t fnv1a64(uint64_t h, const void *data, size_t bytes) {
 /* Every rank must hold bit-identical parameters and optimizer state after each step. */
 static void verify_replicas(run_ctx *r, int64_t step) {
     uint64_t h = 14695981039346656037ull;
-    h = fnv1a64(h, r->g->param_arena.base, r->g->param_arena.size);
-    h = fnv1a64(h, r->opt.velocity, r->opt.bytes);
+    void *p = run_host_copy(r->be, r->g->param_arena.base, r->g->param_arena.size);
+    void *v = run_host_copy(r->be, r->opt.velocity, r->opt.bytes);
+    h = fnv1a64(h, p, r->g->param_arena.size);
+    h = fnv1a64(h, v, r->opt.bytes);
+    free(p);
+    free(v);
     uint64_t *all = dpt_xmalloc((size_t)r->ci->world * sizeof(uint64_t));
     comm_allgather_u64(h, all);
     for (int i = 1; i < r->ci->world; i++)
@@ -114,14 +121,6 @@ static ckpt_meta make_meta(const run_ctx *r, const loop_state *ls, int64_t epoch
     m.last_top1 = ls->last_eval.top1;
     m.last_top5 = ls->last_eval.top5;
     return m;
-}
-
-/* Copies float32 device memory within the back end (queued on a GPU, no host wait). */
-static void copy_floats(const dpt_backend *be, void *dst, const void *src, size_t bytes) {
-    dpt_tensor d = tensor_1d(dst, DT_F32, (int64_t)(bytes / sizeof(float)));
-    dpt_tensor s = tensor_1d((void *)src, DT_F32, d.shape[0]);
-    d.device = s.device = be->device;
-    be->convert(&d, &s);
 }
 
 /* The per-step agreement, one small allreduce after the gradients': the step number (a rank that
@@ -244,7 +243,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
     plan_steps(r, &end_epochs);
     schedule_init(&r->sched, cfg, end_epochs);
     optimizer_init(&r->opt, g, cfg);
-    grad_sync_init(&r->gsync, g, world, cfg->comm.bucket_mb);
+    grad_sync_init(&r->gsync, g, world, cfg);
 
     loop_state ls;
     int64_t start_epoch, start_step;
@@ -324,7 +323,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
         if (run_reshape(r, batch, ph->h, ph->w)) { /* a phase change: a new graph, same weights */
             g = r->g;
             grad_sync_free(&r->gsync);
-            grad_sync_init(&r->gsync, g, r->ci->world, cfg->comm.bucket_mb);
+            grad_sync_init(&r->gsync, g, r->ci->world, cfg);
             if (ph->h != old_h) log_info("epoch %lld: input size %dx%d", (long long)epoch + 1, ph->h, ph->w);
             if (batch != old_batch)
                 log_info("epoch %lld: global batch %d (%d per rank), peak lr %.4g", (long long)epoch + 1, batch,
@@ -351,7 +350,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             double t1 = timer_now();
             schedule_at(&r->sched, (double)epoch + (double)s / (double)spe, 1.0 / (double)spe, r->global_batch, &ls.lr,
                         &ls.mom);
-            if (buf_snapshot) copy_floats(g->be, buf_snapshot, g->buffer_arena.base, buf_bytes);
+            if (buf_snapshot) run_copy_floats(g->be, buf_snapshot, g->buffer_arena.base, buf_bytes);
             /* Gradients of the global batch's mean loss (summing across ranks averages), times the
              * loss scale S, which the update divides out again. */
             const double S = loss_scaler_scale(&ls.scaler);
@@ -382,7 +381,7 @@ int train_classifier(const dpt_config *cfg, const char *out_dir, const char *res
             if (v.skip) {
                 /* Every rank reached the same verdict: nobody updates, the BatchNorm running
                  * statistics the bad batch touched are put back. */
-                if (buf_snapshot) copy_floats(g->be, g->buffer_arena.base, buf_snapshot, buf_bytes);
+                if (buf_snapshot) run_copy_floats(g->be, g->buffer_arena.base, buf_snapshot, buf_bytes);
                 ls.skipped++;
             }
             if (v.skip && v.bad_rank < 0 && loss_scaler_is_overflow(&ls.scaler, !v.bad_grad)) {

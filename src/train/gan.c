@@ -113,8 +113,8 @@ static bool build_models(gan_run *G) {
     G->s.vg = dpt_xcalloc(1, DPT_MAX(G->s.G->grad_arena.size, (size_t)4));
     G->s.md = dpt_xcalloc(1, DPT_MAX(G->s.D->grad_arena.size, (size_t)4));
     G->s.vd = dpt_xcalloc(1, DPT_MAX(G->s.D->grad_arena.size, (size_t)4));
-    grad_sync_init(&G->dsync, G->s.D, r->ci->world, r->cfg->comm.bucket_mb);
-    grad_sync_init(&G->gsync, G->s.G, r->ci->world, r->cfg->comm.bucket_mb);
+    grad_sync_init(&G->dsync, G->s.D, r->ci->world, r->cfg);
+    grad_sync_init(&G->gsync, G->s.G, r->ci->world, r->cfg);
     G->z = dpt_xmalloc((size_t)G->per * (size_t)G->spec.dim_z * sizeof(float));
     G->y = dpt_xmalloc((size_t)G->per * sizeof(int32_t));
     int64_t rows = 1;

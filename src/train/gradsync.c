@@ -2,7 +2,9 @@
  * parameters' final gradients to comm/'s buckets (in decreasing parameter order, the order
  * backward produces them), so communication overlaps the rest of backward. */
 #include <stdlib.h>
+#include <string.h>
 
+#include "dpt/comm/comm_device.h"
 #include "train_internal.h"
 
 void grad_sync_hook(void *ctx, int node) {
@@ -12,7 +14,7 @@ void grad_sync_hook(void *ctx, int node) {
     comm_grad_progress(s->sync);
 }
 
-void grad_sync_init(grad_sync *s, const nn_graph *g, int world, double bucket_mb) {
+void grad_sync_init(grad_sync *s, const nn_graph *g, int world, const dpt_config *cfg) {
     s->sync = NULL;
     s->node_param_start = dpt_xcalloc((size_t)g->nnodes, sizeof(int));
     s->node_param_count = dpt_xcalloc((size_t)g->nnodes, sizeof(int));
@@ -27,8 +29,13 @@ void grad_sync_init(grad_sync *s, const nn_graph *g, int world, double bucket_mb
         off[i] = g->params[i].offset;
         numel[i] = g->params[i].numel;
     }
-    const size_t bucket_bytes = (size_t)(bucket_mb * 1024.0 * 1024.0);
-    s->sync = comm_grad_sync_create((float *)g->grad_arena.base, off, numel, g->nparams, bucket_bytes);
+    const size_t bucket_bytes = (size_t)(cfg->comm.bucket_mb * 1024.0 * 1024.0);
+    const bool bf16 = !strcmp(cfg->comm.grad_dtype, "bf16");
+    float *base = (float *)g->grad_arena.base;
+    if (g->be->device == DEV_CPU)
+        s->sync = comm_grad_sync_create(base, off, numel, g->nparams, bucket_bytes, bf16);
+    else
+        s->sync = comm_dev_grad_sync_create(base, off, numel, g->nparams, bucket_bytes, bf16);
     free(off);
     free(numel);
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dpt/backend/cuda.h"
+#include "dpt/comm/comm_device.h"
 #include "dpt/comm/topology.h"
 #include "dpt/core/log.h"
 #include "train_internal.h"
@@ -141,12 +142,40 @@ int64_t run_batch_for_epoch(const run_ctx *r, int64_t epoch) {
 }
 
 static void bn_reduce_fn(void *ctx, double *buf, int n) { comm_group_allreduce_sum_f64(ctx, buf, n); }
+static void bn_reduce_dev_fn(void *ctx, double *buf, int n) { comm_dev_group_allreduce_sum_f64(ctx, buf, n); }
+
+void run_copy_floats(const dpt_backend *be, void *dst, const void *src, size_t bytes) {
+    dpt_tensor d = tensor_1d(dst, DT_F32, (int64_t)(bytes / sizeof(float)));
+    dpt_tensor s = tensor_1d((void *)src, DT_F32, d.shape[0]);
+    d.device = s.device = be->device;
+    be->convert(&d, &s);
+}
+
+void *run_host_copy(const dpt_backend *be, const void *p, size_t bytes) {
+    void *h = dpt_xmalloc(bytes ? bytes : 1);
+    if (bytes) be->copy_to_host(h, p, bytes);
+    return h;
+}
+
+void run_bcast_mem(const dpt_backend *be, void *p, size_t bytes) {
+    if (be->device == DEV_CPU || bytes == 0) {
+        comm_bcast(p, bytes, 0);
+        return;
+    }
+    void *h = run_host_copy(be, p, bytes);
+    comm_bcast(h, bytes, 0);
+    be->copy_to_device(p, h, bytes);
+    free(h);
+}
 
 /* A graph of the model for a per-rank batch and input size; cross-replica BatchNorm when the
  * statistics group has more than one rank. */
 static nn_graph *build_graph(run_ctx *r, const model_spec *spec, int batch, dpt_status *st) {
     nn_graph *g = nn_graph_create(r->be, batch);
-    if (r->bn_comm) nn_graph_set_bn_reduce(g, (be_reduce){bn_reduce_fn, r->bn_comm});
+    if (r->bn_dev)
+        nn_graph_set_bn_reduce(g, (be_reduce){.fn = bn_reduce_dev_fn, .ctx = r->bn_dev, .device = true, .ranks = r->bn_group});
+    else if (r->bn_comm)
+        nn_graph_set_bn_reduce(g, (be_reduce){.fn = bn_reduce_fn, .ctx = r->bn_comm});
     int logits = -1;
     *st = model_build(g, spec, &logits);
     if (*st == DPT_OK) *st = nn_graph_finalize(g, logits);
@@ -169,9 +198,7 @@ dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg) {
     const char *dev = cfg->train.device, *prec = cfg->train.precision;
     char why[256] = "";
     const int visible = strcmp(dev, "cpu") ? cuda_device_count(why, sizeof why) : 0;
-    /* auto takes the GPU for one process; several ranks stay on the CPU until the gradient
-     * allreduce of device buffers exists (an explicit cuda is refused below). */
-    const bool cuda = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && visible > 0 && r->ci->world == 1);
+    const bool cuda = !strcmp(dev, "cuda") || (!strcmp(dev, "auto") && visible > 0);
     if (!cuda) {
         if (strcmp(prec, "auto") && strcmp(prec, "fp32"))
             return dpt_error(DPT_ERR_CONFIG,
@@ -181,12 +208,6 @@ dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg) {
         return DPT_OK;
     }
     if (visible == 0) return dpt_error(DPT_ERR_CONFIG, "train.device = cuda, but no GPU can be used: %s", why);
-    if (r->ci->world > 1)
-        return dpt_error(DPT_ERR_CONFIG,
-                         "train.device = cuda with %d ranks: the gradient allreduce of device buffers (NCCL, or MPI "
-                         "through host memory) is not part of this version; run 1 rank per job on a GPU, or "
-                         "train.device = cpu",
-                         r->ci->world);
     r->gpu = comm_pick_device(r->ci->local_rank, r->ci->local_size, visible, r->gpu_why, sizeof r->gpu_why);
     if (r->gpu < 0) return dpt_error(DPT_ERR_CONFIG, "train.device = cuda: %s", r->gpu_why);
     dpt_precision p = PREC_BF16; /* the GPU default: bf16 activations, fp32 master weights */
@@ -196,9 +217,29 @@ dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg) {
     return DPT_OK;
 }
 
+dpt_status run_open_device_comm(run_ctx *r, const dpt_config *cfg) {
+    int64_t v[2] = {r->gpu >= 0, -(int64_t)(r->gpu >= 0)};
+    comm_allreduce_min_i64(v, 2);
+    const bool all = v[0] == 1, any = v[1] == -1;
+    if (!any) {
+        if (!strcmp(cfg->comm.backend, "nccl"))
+            return dpt_error(DPT_ERR_CONFIG, "comm.backend = nccl reduces GPU buffers, but every rank computes on the "
+                                             "CPU (train.device = %s); CPU ranks use MPI",
+                             cfg->train.device);
+        return DPT_OK;
+    }
+    if (!all)
+        return dpt_error(DPT_ERR_CONFIG, "some ranks compute on a GPU and others on the CPU (train.device = %s): "
+                                         "set train.device = cuda or cpu for all of them",
+                         cfg->train.device);
+    if (r->ci->world == 1) return DPT_OK; /* nothing to reduce */
+    return comm_dev_init(cfg->comm.backend, r->gpu, cuda_stream());
+}
+
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) {
     run_setup_threads(r, cfg);
     if (!run_agree(run_select_backend(r, cfg))) return false;
+    if (!run_agree(run_open_device_comm(r, cfg))) return false;
     if (!run_agree(check_batch(r))) return false;
     r->global_batch = (int)run_batch_for_epoch(r, 0);
     r->local_batch = r->global_batch / r->ci->world;
@@ -207,6 +248,7 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     int64_t group = cfg->model.bn_group == 0 ? r->ci->world : cfg->model.bn_group;
     r->bn_group = (int)DPT_MIN(group, (int64_t)r->ci->world);
     if (r->bn_group > 1) r->bn_comm = comm_group_create(r->bn_group);
+    if (r->bn_group > 1 && comm_dev_get() == COMM_DEV_NCCL) r->bn_dev = comm_dev_group_create(r->bn_group);
 
     if (!run_agree(check_data_config(cfg))) return false;
     dataset_opts dopt = {.subset = cfg->data.train_subset,
@@ -251,8 +293,8 @@ bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split) 
     nn_init_params(r->g, (uint64_t)cfg->train.seed);
     if (cfg->train.init_weights[0] && !run_agree(weights_load(r->g, cfg->train.init_weights))) return false;
     /* Replicas start identical: rank 0's parameters and buffers go to everyone. */
-    comm_bcast(r->g->param_arena.base, r->g->param_arena.size, 0);
-    comm_bcast(r->g->buffer_arena.base, r->g->buffer_arena.size, 0);
+    run_bcast_mem(r->be, r->g->param_arena.base, r->g->param_arena.size);
+    run_bcast_mem(r->be, r->g->buffer_arena.base, r->g->buffer_arena.size);
 
     run_make_loaders(r, need_train_split);
     return true;
@@ -307,8 +349,8 @@ bool run_reshape(run_ctx *r, int global_batch, int h, int w) {
                   local, h, w, dpt_error_message());
     /* The parameter and buffer layouts depend on neither the batch nor the input size. */
     DPT_CHECK(g->param_arena.size == r->g->param_arena.size && g->buffer_arena.size == r->g->buffer_arena.size);
-    memcpy(g->param_arena.base, r->g->param_arena.base, g->param_arena.size);
-    memcpy(g->buffer_arena.base, r->g->buffer_arena.base, g->buffer_arena.size);
+    run_copy_floats(r->be, g->param_arena.base, r->g->param_arena.base, g->param_arena.size);
+    run_copy_floats(r->be, g->buffer_arena.base, r->g->buffer_arena.base, g->buffer_arena.size);
     nn_graph_destroy(r->g);
     r->g = g;
     r->spec = spec;
@@ -335,6 +377,8 @@ void run_teardown(run_ctx *r) {
     optimizer_free(&r->opt);
     nn_graph_destroy(r->g);
     comm_group_destroy(r->bn_comm);
+    comm_dev_group_destroy(r->bn_dev);
+    comm_dev_finalize();
     dataset_close(&r->train);
     dataset_close(&r->test);
     memset(r, 0, sizeof *r);
@@ -405,11 +449,16 @@ void run_banner(const run_ctx *r, const char *what) {
     else
         log_info("  backend    %s", backend_cpu_describe());
     if (r->cfg->comm.timeout_s > 0)
-        log_info("  comm       MPI (%s), host buffers; a collective waits at most %g s (comm.timeout_s)",
-                 ci->mpi_version, r->cfg->comm.timeout_s);
+        log_info("  comm       MPI (%s)%s; a collective waits at most %g s (comm.timeout_s)", ci->mpi_version,
+                 comm_dev_get() == COMM_DEV_NONE ? ", host buffers" : "", r->cfg->comm.timeout_s);
     else
-        log_info("  comm       MPI (%s), host buffers; collectives wait forever (comm.timeout_s = 0)",
-                 ci->mpi_version);
+        log_info("  comm       MPI (%s)%s; collectives wait forever (comm.timeout_s = 0)", ci->mpi_version,
+                 comm_dev_get() == COMM_DEV_NONE ? ", host buffers" : "");
+    if (comm_dev_get() != COMM_DEV_NONE)
+        log_info("  comm       device buffers: %s; gradients travel as %s%s", comm_dev_describe(),
+                 r->cfg->comm.grad_dtype, r->bn_dev ? "; BatchNorm statistics over NCCL" : "");
+    else if (ci->world > 1)
+        log_info("  comm       gradients travel as %s", r->cfg->comm.grad_dtype);
     if (strcmp(r->spec.name, "biggan") != 0) /* a GAN prints G and D itself */
         log_info("  model      %s: %lld parameters", r->spec.name, (long long)nn_param_count(r->g));
     static const char *access[] = {"in memory", "read on demand (pread)", "read on demand (HDF5, chunk cache)"};

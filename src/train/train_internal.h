@@ -5,6 +5,7 @@
 
 #include "dpt/backend/backend.h"
 #include "dpt/comm/comm.h"
+#include "dpt/comm/comm_device.h"
 #include "dpt/core/config.h"
 #include "dpt/data/dataset.h"
 #include "dpt/data/h5io.h"
@@ -28,7 +29,8 @@ typedef struct grad_sync {
     comm_grad_sync *sync;
     int *node_param_start, *node_param_count; /* params registered by each node */
 } grad_sync;
-void grad_sync_init(grad_sync *s, const nn_graph *g, int world, double bucket_mb);
+/* Buckets of comm.bucket_mb, comm.grad_dtype on the wire; device arenas through comm_device.h. */
+void grad_sync_init(grad_sync *s, const nn_graph *g, int world, const dpt_config *cfg);
 void grad_sync_free(grad_sync *s);
 void grad_sync_hook(void *ctx, int node);
 
@@ -45,6 +47,7 @@ typedef struct run_ctx {
     int accum, micro_batch;        /* train.accum_steps; the graph's batch: local_batch / accum */
     int bn_group;                  /* ranks per BatchNorm statistics group */
     comm_group *bn_comm;           /* NULL: per-rank BatchNorm */
+    comm_dev_group *bn_dev;        /* the same group over NCCL (GPU ranks), else NULL */
     int64_t steps_per_epoch, total_steps;
     nn_graph *g;
     model_spec spec;
@@ -69,6 +72,13 @@ typedef struct run_ctx {
  * rank's failure into a clean stop of all of them, with the message printed once. */
 bool run_agree(dpt_status st);
 dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg);
+/* Device collectives (comm_device.h) when the ranks compute on GPUs: all of them or none. */
+dpt_status run_open_device_comm(run_ctx *r, const dpt_config *cfg);
+/* Back-end memory (device or host): a float32 copy within the back end (queued on a GPU); a
+ * malloc'ed host copy; a broadcast from rank 0 (through the host for device memory). */
+void run_copy_floats(const dpt_backend *be, void *dst, const void *src, size_t bytes);
+void *run_host_copy(const dpt_backend *be, const void *p, size_t bytes);
+void run_bcast_mem(const dpt_backend *be, void *p, size_t bytes);
 bool run_setup_common(run_ctx *r, const dpt_config *cfg, bool need_train_split);
 /* cfg, comm, back end, compute threads (applied) and loader threads: the first part of
  * run_setup_common, also used by GAN training. */

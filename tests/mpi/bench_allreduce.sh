@@ -1,7 +1,8 @@
 # dptrain bench allreduce over MPI: 2 and 4 ranks, fp32 and bf16, sizes from 8 B to 4 MiB (odd
 # sizes too): every size's exact check passes, the table has one row per size with busbw =
 # algbw * 2(n-1)/n; a corrupted element on one rank is caught (non-zero exit, #wrong > 0); bad
-# arguments and --backend nccl in a build without NCCL are refused on every rank.
+# arguments are refused on every rank, and so is --backend nccl without NCCL or without a GPU.
+# (NCCL's own runs: device_comm.sh on the emulated device, gpu_train.sh on a GPU.)
 source "$(dirname "$0")/lib.sh"
 export DPT_TEST_TIMEOUT=120
 
@@ -50,7 +51,14 @@ expect_once "a corrupted element on rank 1 is caught" "wrong elements" mpi 2 "$D
     --max 4K --iters 2 --test-corrupt-rank 1
 expect_once "bf16: a corrupted element on rank 0 is caught" "wrong elements" mpi 2 "$DPTRAIN" bench allreduce \
     --min 1K --max 1K --dtype bf16 --iters 2 --test-corrupt-rank 0
-expect_once "--backend nccl without NCCL" "this build has no NCCL" mpi 2 "$DPTRAIN" bench allreduce --backend nccl
+info=$("$DPTRAIN" info 2>&1)
+if grep -q "CUDA back end : not built" <<<"$info"; then
+    expect_once "--backend nccl without NCCL" "built without the CUDA back end and NCCL" \
+        mpi 2 "$DPTRAIN" bench allreduce --backend nccl
+elif ! grep -q '^  GPU 0 ' <<<"$info"; then
+    expect_once "--backend nccl without a GPU" "device buffers, but no GPU can be used" \
+        mpi 2 "$DPTRAIN" bench allreduce --backend nccl
+fi
 expect_once "a bad size" "--max '12Q'" mpi 2 "$DPTRAIN" bench allreduce --max 12Q
 expect_once "min above max" "is larger than --max" mpi 2 "$DPTRAIN" bench allreduce --min 1M --max 1K
 expect_once "a bad dtype" "use fp32 or bf16" mpi 2 "$DPTRAIN" bench allreduce --dtype fp16

@@ -30,8 +30,18 @@ expect_fail "unknown precision" "train.precision = 'fp8'" \
     "$DPTRAIN" train "$CFG" --out "$D/x" --set train.precision=fp8
 expect_fail "GAN on the GPU" "trains on the CPU back end in fp32" \
     "$DPTRAIN" train "$SRC/configs/fashion-gan32.ini" --out "$D/x" --set train.device=cuda
-expect_once "bench step on 2 ranks" "bench step runs on one process" \
-    mpi 2 "$DPTRAIN" bench step "$CFG" --size 28 --channels 1 --classes 10 --set train.device=cpu
+for c in "" --no-comm; do
+    st=$(mpi 2 "$DPTRAIN" bench step "$CFG" --size 28 --channels 1 --classes 10 --steps 3 --warmup 1 \
+        --set train.device=cpu --set model.width=8 --set train.batch_size=16 $c 2>&1)
+    want=on
+    [ -n "$c" ] && want=off
+    if [ "$(grep -c '^RESULT bench_step .*ranks=2 comm='$want <<<"$st")" = 1 ]; then
+        pass "bench step on 2 ranks ${c:-with the allreduce}: $(grep '^RESULT' <<<"$st" | cut -c1-110)"
+    else
+        fail "bench step on 2 ranks $c"
+        echo "$st" | tail -4
+    fi
+done
 if [ "$("$DPTRAIN" info | grep -c '^  GPU [0-9]')" = 0 ]; then
     expect_fail "device cuda without a GPU" "train.device = cuda, but no GPU can be used" \
         "$DPTRAIN" train "$CFG" --out "$D/x" --set train.device=cuda

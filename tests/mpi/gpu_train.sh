@@ -2,7 +2,10 @@
 # recipe's ResNet-9 for 2 epochs in bf16 and in fp32 on the CUDA back end, each reaching the CPU's
 # band (end_to_end: >= 85% after 1 epoch on the CPU; here >= 88% after 2), the banner naming the
 # GPU; the weights evaluate on the CPU to the run's accuracy within 0.3 points (bf16 activations
-# on the GPU, fp32 on the CPU); fp16 with dynamic loss scaling trains too.
+# on the GPU, fp32 on the CPU); fp16 with dynamic loss scaling trains too. Collectives on device
+# buffers: bench allreduce over NCCL (1 rank) and over MPI between 2 ranks sharing the GPU
+# verifies every size, and 2 ranks sharing the GPU train 1 epoch (MPI through host memory, the
+# replicas checked identical after every step) into the CPU's band.
 source "$(dirname "$0")/lib.sh"
 export DPT_TEST_TIMEOUT=600
 if ! "$DPTRAIN" info | grep -q '^  GPU 0 '; then
@@ -33,5 +36,20 @@ if [ -n "$got" ] && awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(d < 
     pass "the GPU's bf16 weights evaluate on the CPU to $got% (run: $want%)"
 else
     fail "CPU evaluation of the GPU's weights: '$got' against $want"
+fi
+b=$(mpi 1 "$DPTRAIN" bench allreduce --backend nccl --max 256M 2>&1)
+rc=$?
+echo "$b" | grep -E "^#|^  " | tail -6
+if [ $rc = 0 ] && grep -q "wrong elements: 0" <<<"$b"; then pass "bench allreduce --backend nccl, 1 rank: verified"; else fail "bench allreduce nccl"; fi
+b=$(mpi 2 "$DPTRAIN" bench allreduce --backend mpi --buffers device --max 64M 2>&1)
+echo "$b" | grep -E "^#|^  " | tail -6
+if grep -q "wrong elements: 0" <<<"$b"; then pass "bench allreduce, device buffers over MPI, 2 ranks on one GPU: verified"; else fail "bench allreduce device MPI"; fi
+out=$(mpi 2 "$DPTRAIN" train "$CFG" --out "$D/two" "${data[@]}" --set train.epochs=1 --set train.verify_replicas=true 2>&1)
+top1=$(summary_value "$D/two" final_top1)
+if grep -q "device buffers: MPI" <<<"$out" && awk -v a="$top1" 'BEGIN { exit !(a >= 0.85) }'; then
+    pass "2 ranks on one GPU, gradients over MPI: 1 epoch, top-1 $top1 >= 0.85, replicas identical"
+else
+    fail "2 ranks on one GPU: top-1 '$top1'"
+    echo "$out" | grep -E "comm|error" | head -5
 fi
 finish

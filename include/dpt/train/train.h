@@ -24,6 +24,7 @@ typedef struct bench_step_opts {
     int steps, warmup;            /* timed steps after warm-up steps */
     int size, channels, classes;  /* synthetic input and label range */
     bool profile;                 /* per-layer table */
+    bool no_comm;                 /* several ranks: no gradient allreduce (compute alone) */
 } bench_step_opts;
 int bench_step(const dpt_config *cfg, const bench_step_opts *o);
 
