@@ -180,17 +180,12 @@ void comm_dev_finalize(void) {
 static MPI_Datatype mpi_type(bool bf16) { return bf16 ? MPI_UINT16_T : MPI_FLOAT; }
 static MPI_Op mpi_sum(bool bf16) { return bf16 ? comm_bf16_sum_op() : MPI_SUM; }
 
-static void mpi_allreduce(void *buf, int64_t n, bool bf16, const char *what) {
-    const size_t elem = bf16 ? 2 : 4;
-    const int64_t piece = DPT_COMM_PIECE_BYTES / (int64_t)elem;
-    uint64_t seq = comm_next_seq();
-    for (int64_t off = 0; off < n; off += piece) {
-        MPI_Request req;
-        const int cnt = (int)(n - off < piece ? n - off : piece);
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * (int64_t)elem, cnt, mpi_type(bf16), mpi_sum(bf16),
-                                 MPI_COMM_WORLD, &req));
-        comm_wait(&req, 1, seq, what);
-    }
+/* comm.h's host sums, which hand the pointer to MPI: device memory when MPI is CUDA-aware. */
+static void mpi_allreduce(void *buf, int64_t n, bool bf16) {
+    if (bf16)
+        comm_allreduce_sum_bf16((uint16_t *)buf, n);
+    else
+        comm_allreduce_sum_f32((float *)buf, n);
 }
 
 void comm_dev_allreduce_sum(void *buf, int64_t n, bool bf16) {
@@ -203,7 +198,7 @@ void comm_dev_allreduce_sum(void *buf, int64_t n, bool bf16) {
         break;
     case COMM_DEV_MPI_CUDA:
         DEV_CHECK(cudaStreamSynchronize(D.compute));
-        mpi_allreduce(buf, n, bf16, "allreduce (device buffer)");
+        mpi_allreduce(buf, n, bf16);
         break;
     default:
         if (bytes > D.scratch_bytes) {
@@ -213,7 +208,7 @@ void comm_dev_allreduce_sum(void *buf, int64_t n, bool bf16) {
         }
         DEV_CHECK(cudaMemcpyAsync(D.scratch, buf, bytes, cudaMemcpyDeviceToHost, D.compute));
         DEV_CHECK(cudaStreamSynchronize(D.compute));
-        mpi_allreduce(D.scratch, n, bf16, "allreduce (device buffer, host-staged)");
+        mpi_allreduce(D.scratch, n, bf16);
         DEV_CHECK(cudaMemcpyAsync(buf, D.scratch, bytes, cudaMemcpyHostToDevice, D.compute));
         break;
     }
@@ -225,18 +220,17 @@ void comm_dev_sync(void) { DEV_CHECK(cudaStreamSynchronize(D.compute)); }
 
 struct comm_dev_group {
     ncclComm_t c;
-    bool own; /* false: the world's communicator */
 };
 
 comm_dev_group *comm_dev_group_create(int size) {
     const comm_info *ci = comm_get();
     if (D.t != COMM_DEV_NCCL) return NULL;
+    if (size <= 0 || size > ci->world) size = ci->world;
+    /* A communicator of its own even for the whole world: the statistics are reduced on the
+     * compute stream while gradient buckets are reduced on the communication stream, and NCCL
+     * kernels of one communicator on two streams may wait on each other across ranks. The
+     * group's first rank makes the id and sends it over an MPI communicator of the group. */
     comm_dev_group *g = (comm_dev_group *)dpt_xcalloc(1, sizeof *g);
-    if (size <= 0 || size >= ci->world) {
-        g->c = D.nccl;
-        return g;
-    }
-    /* The group's first rank makes its id and sends it over an MPI communicator of the group. */
     MPI_Comm mc;
     MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, ci->rank / size, ci->rank, &mc));
     ncclUniqueId id;
@@ -244,13 +238,12 @@ comm_dev_group *comm_dev_group_create(int size) {
     MPI_CHECK(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, mc));
     MPI_CHECK(MPI_Comm_free(&mc));
     NCCL_CHECK(ncclCommInitRank(&g->c, size, id, ci->rank % size));
-    g->own = true;
     return g;
 }
 
 void comm_dev_group_destroy(comm_dev_group *g) {
     if (!g) return;
-    if (g->own) ncclCommDestroy(g->c);
+    ncclCommDestroy(g->c);
     free(g);
 }
 

@@ -1,7 +1,8 @@
 /* Collectives on device (GPU) buffers, the comm/ side of the CUDA back end. Three transports:
- *   NCCL      one communicator for the world (ncclUniqueId made on rank 0 and sent with
- *             MPI_Bcast), one per BatchNorm statistics group when groups are smaller, and a
- *             dedicated communication stream ordered after the compute stream by CUDA events;
+ *   NCCL      one communicator for the world's gradients (ncclUniqueId made on rank 0 and sent
+ *             with MPI_Bcast) on a dedicated communication stream ordered after the compute
+ *             stream by CUDA events, and one per BatchNorm statistics group (also when the group
+ *             is the world: its sums run on the compute stream at the same time);
  *   MPI, CUDA-aware   MPI_Iallreduce on device pointers, when the MPI library says it can;
  *   MPI, host-staged  device -> pinned host copy, MPI_Iallreduce, copy back.
  * comm.backend = auto takes NCCL when it is built and no two ranks of a node share a GPU (NCCL
