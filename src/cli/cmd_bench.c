@@ -77,7 +77,6 @@ static dpt_status open_device(comm_bench_opts *o, int *gpu) {
     cuda_init(*gpu);
     o->dev = backend_cuda(PREC_FP32);
     o->dev_sum = comm_dev_allreduce_sum;
-    o->dev_sync = comm_dev_sync;
     return DPT_OK;
 }
 

@@ -46,7 +46,7 @@ static int64_t verify(void *buf, void *host, int64_t count, const comm_bench_opt
     if (o->dev) o->dev->copy_to_device(buf, host, bytes);
     sum(buf, count, o);
     if (o->dev) {
-        o->dev_sync();
+        o->dev->synchronize();
         o->dev->copy_to_host(host, buf, bytes);
     }
     if (ci->rank == o->corrupt_rank) {
@@ -95,11 +95,11 @@ int64_t comm_bench_allreduce(const comm_bench_opts *o) {
         else
             memset(buf, 0, (size_t)count * elem);
         for (int k = 0; k < o->warmup; k++) sum(buf, count, o);
-        if (o->dev) o->dev_sync();
+        if (o->dev) o->dev->synchronize();
         comm_barrier();
         double t0 = timer_now();
         for (int k = 0; k < o->iters; k++) sum(buf, count, o); /* queued back to back on a device */
-        if (o->dev) o->dev_sync();
+        if (o->dev) o->dev->synchronize();
         double t[1] = {(timer_now() - t0) / o->iters};
         comm_allreduce_max_f64(t, 1);
         int64_t wrong[1] = {verify(buf, host, count, o, ci)};

@@ -24,7 +24,6 @@ void comm_dev_allreduce_sum(void *buf, int64_t n, bool bf16) {
     (void)bf16;
     not_built("comm_dev_allreduce_sum");
 }
-void comm_dev_sync(void) {}
 comm_dev_group *comm_dev_group_create(int size) {
     (void)size;
     return NULL;

@@ -49,8 +49,8 @@ MPI_Op comm_bf16_sum_op(void);
  *            in index order on every rank);
  *   test:    lets started work progress (no blocking); true once bucket b is complete;
  *   wait:    completes bucket b (with the watchdog's deadline where the host waits);
- *   finish:  after every bucket's wait: later compute sees the sums. *exposed and *in_flight may
- *            be set to device-measured seconds; left < 0, the host's measurements are kept;
+ *   finish:  (may be NULL) after every bucket's wait: later compute sees the sums. *exposed and
+ *            *in_flight may be set to device-measured seconds; left < 0, the host's are kept;
  *   destroy: frees the context. */
 typedef struct grad_engine {
     void *ctx;

@@ -33,15 +33,20 @@ static uint64_t fnv1a64(uint64_t h, const void *data, size_t bytes) {
     return h;
 }
 
+/* fnv1a64 of back-end memory: in place on the CPU, through a host copy from a device. */
+static uint64_t hash_mem(const dpt_backend *be, uint64_t h, const void *p, size_t bytes) {
+    if (be->device == DEV_CPU) return fnv1a64(h, p, bytes);
+    void *c = run_host_copy(be, p, bytes);
+    h = fnv1a64(h, c, bytes);
+    free(c);
+    return h;
+}
+
 /* Every rank must hold bit-identical parameters and optimizer state after each step. */
 static void verify_replicas(run_ctx *r, int64_t step) {
     uint64_t h = 14695981039346656037ull;
-    void *p = run_host_copy(r->be, r->g->param_arena.base, r->g->param_arena.size);
-    void *v = run_host_copy(r->be, r->opt.velocity, r->opt.bytes);
-    h = fnv1a64(h, p, r->g->param_arena.size);
-    h = fnv1a64(h, v, r->opt.bytes);
-    free(p);
-    free(v);
+    h = hash_mem(r->be, h, r->g->param_arena.base, r->g->param_arena.size);
+    h = hash_mem(r->be, h, r->opt.velocity, r->opt.bytes);
     uint64_t *all = dpt_xmalloc((size_t)r->ci->world * sizeof(uint64_t));
     comm_allgather_u64(h, all);
     for (int i = 1; i < r->ci->world; i++)

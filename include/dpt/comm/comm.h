@@ -73,11 +73,10 @@ typedef struct comm_bench_opts {
     bool bf16;
     int warmup, iters;
     int corrupt_rank;
-    /* Device buffers (NULL: host buffers and comm_allreduce_sum_*): memory from the back end,
-     * sums queued by dev_sum, waited for by dev_sync (comm_device.h); `transport` names them. */
+    /* Device buffers (NULL: host buffers and comm_allreduce_sum_*): memory and the wait from the
+     * back end, sums queued by dev_sum (comm_device.h); `transport` names them. */
     const struct dpt_backend *dev;
     void (*dev_sum)(void *buf, int64_t n, bool bf16);
-    void (*dev_sync)(void);
     const char *transport;
 } comm_bench_opts;
 int64_t comm_bench_allreduce(const comm_bench_opts *o);

@@ -41,9 +41,8 @@ void comm_dev_finalize(void);
 
 /* In-place sum of n float32 (bf16: uint16_t bit patterns, summed in float32 and rounded) values
  * of device memory, in the compute stream's order: it sums what the stream's queued work wrote,
- * and the stream's later work sees the sums. comm_dev_sync waits for it on the host. */
+ * and the stream's later work sees the sums (the back end's synchronize waits for it). */
 void comm_dev_allreduce_sum(void *buf, int64_t n, bool bf16);
-void comm_dev_sync(void);
 
 /* BatchNorm statistics groups on the device (NCCL only; NULL otherwise: the host path serves).
  * The sum is queued on the compute stream: no host round trip. */
