@@ -12,6 +12,7 @@
 #endif
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,8 +215,6 @@ void comm_dev_allreduce_sum(void *buf, int64_t n, bool bf16) {
     }
 }
 
-void comm_dev_sync(void) { DEV_CHECK(cudaStreamSynchronize(D.compute)); }
-
 /* ---- BatchNorm statistics groups (NCCL) ---- */
 
 struct comm_dev_group {
@@ -364,7 +363,9 @@ static void dev_finish(void *ctx, double *exposed, double *in_flight) {
     /* NCCL has no deadline of its own: a rank that stopped would leave the others spinning in
      * its kernels. Wait here with comm.timeout_s, then measure on the device's clock. */
     const double t0 = timer_now(), limit = comm_timeout();
+    if (limit <= 0) DEV_CHECK(cudaEventSynchronize(e->all_done));
     while (!event_done(e->all_done)) {
+        sched_yield(); /* the loader's threads share these cores */
         if (limit > 0 && timer_now() - t0 > limit) {
             ncclCommAbort(D.nccl);
             dpt_fatal("comm", "gradient allreduce", __FILE__, __LINE__,

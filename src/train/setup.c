@@ -218,8 +218,10 @@ dpt_status run_select_backend(run_ctx *r, const dpt_config *cfg) {
 }
 
 dpt_status run_open_device_comm(run_ctx *r, const dpt_config *cfg) {
-    int64_t v[2] = {r->gpu >= 0, -(int64_t)(r->gpu >= 0)};
-    comm_allreduce_min_i64(v, 2);
+    /* Whether all and whether any rank has a GPU; the lowest rank on a GPU and on the CPU. */
+    const bool mine = r->gpu >= 0;
+    int64_t v[4] = {mine, -(int64_t)mine, mine ? r->ci->rank : INT64_MAX, mine ? INT64_MAX : r->ci->rank};
+    comm_allreduce_min_i64(v, 4);
     const bool all = v[0] == 1, any = v[1] == -1;
     if (!any) {
         if (!strcmp(cfg->comm.backend, "nccl"))
@@ -229,9 +231,10 @@ dpt_status run_open_device_comm(run_ctx *r, const dpt_config *cfg) {
         return DPT_OK;
     }
     if (!all)
-        return dpt_error(DPT_ERR_CONFIG, "some ranks compute on a GPU and others on the CPU (train.device = %s): "
-                                         "set train.device = cuda or cpu for all of them",
-                         cfg->train.device);
+        return dpt_error(DPT_ERR_CONFIG,
+                         "some ranks compute on a GPU and others on the CPU (rank %lld on a GPU, rank %lld on the CPU; "
+                         "train.device = %s): set train.device = cuda or cpu for all of them",
+                         (long long)v[2], (long long)v[3], cfg->train.device);
     if (r->ci->world == 1) return DPT_OK; /* nothing to reduce */
     return comm_dev_init(cfg->comm.backend, r->gpu, cuda_stream());
 }

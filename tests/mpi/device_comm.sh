@@ -11,7 +11,8 @@
 #   - gradient accumulation over NCCL equals it on CPU ranks; train.profile writes its timeline;
 #   - bench allreduce over NCCL and over MPI with device buffers verifies every size, and a
 #     corrupted element is caught;
-#   - comm.backend = nccl is refused once when two ranks share a GPU, and on CPU ranks.
+#   - comm.backend = nccl is refused once when two ranks share a GPU, and on CPU ranks; a GPU
+#     on some ranks only is refused once.
 # What it cannot say: anything about NCCL, cuDNN or a GPU's speed (device_comm runs on the GPU
 # machine through gpu_train.sh and the benchmarks).
 source "$(dirname "$0")/lib.sh"
@@ -104,6 +105,9 @@ expect_fail "bench allreduce --backend nccl catches a corrupted element" "wrong 
 
 expect_once "comm.backend = nccl with 2 ranks on one GPU" "share GPU 0" \
     mpi 2 "$DPTRAIN_EMU" train "$CFG" --out "$D/refused" "${common[@]}" "${gpu[@]}" --set comm.backend=nccl
+expect_once "a GPU on rank 1 only (train.device = auto)" "some ranks compute on a GPU and others on the CPU" \
+    mpi 1 -x DPT_EMU_DEVICES=0 "$DPTRAIN_EMU" train "$CFG" --out "$D/mixed" "${common[@]}" --set train.device=auto \
+    : -np 1 -x DPT_EMU_DEVICES=1 "$DPTRAIN_EMU" train "$CFG" --out "$D/mixed" "${common[@]}" --set train.device=auto
 expect_once "comm.backend = nccl on CPU ranks" "every rank computes on the CPU" \
     mpi 2 "$DPTRAIN" train "$CFG" --out "$D/refused2" "${common[@]}" --set train.device=cpu --set comm.backend=nccl
 finish

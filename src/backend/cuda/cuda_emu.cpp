@@ -208,12 +208,12 @@ const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuc
 
 bool cuda_built(void) { return true; }
 
-/* One emulated device, or DPT_EMU_DEVICES of them (tests of ranks with a GPU each). */
+/* One emulated device, or DPT_EMU_DEVICES of them (tests of ranks with a GPU each, or with none). */
 int cuda_device_count(char *why, size_t size) {
-    (void)why;
-    (void)size;
     const char *env = getenv("DPT_EMU_DEVICES");
-    return env && atoi(env) > 0 ? atoi(env) : 1;
+    if (!env || !*env) return 1;
+    if (atoi(env) <= 0 && why) snprintf(why, size, "DPT_EMU_DEVICES=%s", env);
+    return atoi(env) > 0 ? atoi(env) : 0;
 }
 
 void cuda_init(int device) {
